@@ -1,0 +1,83 @@
+// vibgate/analytics/features.hpp — per-window vibration features (docs/features.md).
+//
+// A FeatureExtractor owns its FFT buffers and scratch space: construct it once per channel/worker,
+// then call extract() per window with no allocation and no FFT planning. Not thread-safe per
+// object; use one object per thread.
+#pragma once
+
+#include <array>
+#include <complex>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vibgate/analytics/feature_config.hpp"
+
+namespace vibgate::analytics {
+
+class RealFft;
+class ComplexInverseFft;
+
+struct Features {
+  double rms = 0, peak = 0, peak_to_peak = 0, crest_factor = 0, skewness = 0, kurtosis = 0;
+  double velocity_rms_mm_s = 0;
+  IsoZone iso_zone = IsoZone::A;
+  double spectral_centroid_hz = 0, dominant_hz = 0, dominant_amplitude = 0;
+  std::vector<double> band_log_energy;       // B values
+  std::vector<double> shaft_harmonics;       // 3 values when shaft speed is known, else empty
+  std::vector<double> envelope_amplitudes;   // 4·H values (bpfo, bpfi, bsf, ftf × h) or empty
+};
+
+// Names of the model-input entries for a configuration, in order (docs/features.md).
+std::vector<std::string> model_input_names(const FeatureConfig& config);
+
+// Names of every reported feature column (the `vibgate features` CSV columns after start_s).
+std::vector<std::string> feature_column_names(const FeatureConfig& config);
+
+class FeatureExtractor {
+ public:
+  // config must be valid (validate() is called; throws std::invalid_argument otherwise).
+  explicit FeatureExtractor(const FeatureConfig& config);
+  ~FeatureExtractor();
+  FeatureExtractor(const FeatureExtractor&) = delete;
+  FeatureExtractor& operator=(const FeatureExtractor&) = delete;
+
+  const FeatureConfig& config() const { return config_; }
+  std::size_t model_input_size() const { return input_size_; }
+
+  // Computes all features of one window (exactly window_length samples) into `out`, reusing its
+  // vectors' capacity. Thread: the owner's.
+  void extract(std::span<const float> window, Features& out);
+
+  // Model input vector of the last extract() (model_input_size() floats).
+  void model_input(const Features& f, std::span<float> out) const;
+
+  // Single-sided windowed amplitude spectrum of the last extract() (N/2+1 bins, input units).
+  std::span<const float> amplitude_spectrum() const { return amplitude_; }
+  // Envelope amplitude spectrum of the last extract() (empty without a bearing).
+  std::span<const float> envelope_spectrum() const { return env_amplitude_; }
+
+ private:
+  double harmonic_peak(std::span<const float> amp, double freq_hz) const;
+
+  FeatureConfig config_;
+  std::size_t n_;
+  double df_;
+  std::size_t input_size_;
+  std::unique_ptr<RealFft> fft_;
+  std::unique_ptr<ComplexInverseFft> analytic_;
+  std::unique_ptr<RealFft> env_fft_;
+  std::vector<std::size_t> band_first_bin_;   // B+1 bin boundaries
+  std::vector<double> vel_weight_;            // per bin (c/(2πf))² inside the velocity band, else 0
+  std::vector<float> hann_;
+  std::vector<float> amplitude_;              // A_k
+  std::vector<float> power_;                  // |Xw[k]|²
+  std::vector<float> env_amplitude_;
+  std::size_t env_lo_bin_ = 0, env_hi_bin_ = 0;
+  std::size_t dominant_first_bin_ = 1;
+  std::array<double, 3> iso_bounds_{};
+};
+
+}  // namespace vibgate::analytics

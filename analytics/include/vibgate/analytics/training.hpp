@@ -1,0 +1,47 @@
+// vibgate/analytics/training.hpp — training the float autoencoder on healthy feature vectors.
+//
+// Deterministic for a given seed on any platform: the random numbers come from std::mt19937_64
+// (fully specified by the standard) converted by our own code, not std:: distributions. Adam,
+// mini-batches, a validation split and early stopping that restores the best weights.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "vibgate/analytics/dense.hpp"
+
+namespace vibgate::analytics {
+
+struct TrainOptions {
+  std::vector<std::size_t> hidden = {32, 8, 32};  // hidden layer widths (ReLU)
+  std::uint64_t seed = 1;
+  double learning_rate = 1e-3;
+  std::size_t batch_size = 32;
+  std::size_t max_epochs = 300;
+  std::size_t patience = 30;           // epochs without validation improvement before stopping
+  double validation_fraction = 0.2;
+  double min_std = 0.02;               // floor of the per-feature standard deviation
+  double weight_decay = 1e-4;          // L2 on weights, keeps the tiny net smooth
+};
+
+struct TrainStats {
+  std::size_t epochs = 0, best_epoch = 0;
+  std::size_t train_count = 0, validation_count = 0;
+  double train_loss = 0, validation_loss = 0;
+};
+
+struct TrainedAutoencoder {
+  Normalizer normalizer;
+  FloatNetwork network;
+  TrainStats stats;
+  std::vector<std::size_t> train_index, validation_index;  // into the caller's input rows
+};
+
+// Trains on `inputs` (rows of equal length, raw model-input vectors). Throws std::invalid_argument
+// when there are fewer than 8 rows, rows differ in length, or a value is not finite.
+// Thread: the caller's; uses one core.
+TrainedAutoencoder train_autoencoder(const std::vector<std::vector<float>>& inputs,
+                                     const TrainOptions& options);
+
+}  // namespace vibgate::analytics

@@ -1,0 +1,56 @@
+// dense.cpp — float forward pass and standardization for the autoencoder.
+#include "vibgate/analytics/dense.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace vibgate::analytics {
+
+void Normalizer::apply(std::span<const float> x, std::span<float> z) const {
+  for (std::size_t i = 0; i < x.size(); ++i) z[i] = (x[i] - mean[i]) / std[i];
+}
+
+FloatNetwork::FloatNetwork(std::vector<DenseLayer> layers) : layers_(std::move(layers)) {
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    const auto& L = layers_[l];
+    if (L.weights.size() != L.in * L.out || L.bias.size() != L.out)
+      throw std::invalid_argument("layer " + std::to_string(l) + ": weight/bias sizes do not match");
+    if (l > 0 && layers_[l - 1].out != L.in)
+      throw std::invalid_argument("layer " + std::to_string(l) + ": input size does not match");
+  }
+}
+
+std::size_t FloatNetwork::max_width() const {
+  std::size_t w = 0;
+  for (const auto& L : layers_) w = std::max({w, L.in, L.out});
+  return w;
+}
+
+void FloatNetwork::forward(std::span<const float> z, std::span<float> y,
+                           std::span<float> scratch) const {
+  const std::size_t w = max_width();
+  float* a = scratch.data();
+  float* b = scratch.data() + w;
+  std::copy(z.begin(), z.end(), a);
+  for (const auto& L : layers_) {
+    for (std::size_t j = 0; j < L.out; ++j) {
+      const float* row = &L.weights[j * L.in];
+      float acc = L.bias[j];
+      for (std::size_t i = 0; i < L.in; ++i) acc += row[i] * a[i];
+      b[j] = L.relu ? std::max(acc, 0.0f) : acc;
+    }
+    std::swap(a, b);
+  }
+  std::copy(a, a + output_size(), y.begin());
+}
+
+float mean_squared_error(std::span<const float> a, std::span<const float> b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double d = static_cast<double>(a[i]) - static_cast<double>(b[i]);
+    s += d * d;
+  }
+  return static_cast<float>(s / static_cast<double>(a.size()));
+}
+
+}  // namespace vibgate::analytics

@@ -1,0 +1,2 @@
+vibgate_add_gtest(recording_test analytics/recording_test.cpp)
+vibgate_add_pytest(features_vs_reference reference/test_features_vs_reference.py)
