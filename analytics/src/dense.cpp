@@ -31,17 +31,57 @@ void FloatNetwork::forward(std::span<const float> z, std::span<float> y,
   const std::size_t w = max_width();
   float* a = scratch.data();
   float* b = scratch.data() + w;
-  std::copy(z.begin(), z.end(), a);
+  for (std::size_t i = 0; i < z.size(); ++i) a[i] = std::clamp(z[i], input_lo_, input_hi_);
   for (const auto& L : layers_) {
     for (std::size_t j = 0; j < L.out; ++j) {
       const float* row = &L.weights[j * L.in];
       float acc = L.bias[j];
       for (std::size_t i = 0; i < L.in; ++i) acc += row[i] * a[i];
-      b[j] = L.relu ? std::max(acc, 0.0f) : acc;
+      b[j] = std::clamp(L.relu ? std::max(acc, 0.0f) : acc, L.out_lo, L.out_hi);
     }
     std::swap(a, b);
   }
   std::copy(a, a + output_size(), y.begin());
+}
+
+void FloatNetwork::calibrate(const std::vector<std::vector<float>>& rows, float headroom) {
+  const float inf = std::numeric_limits<float>::infinity();
+  input_lo_ = -inf;
+  input_hi_ = inf;
+  for (auto& L : layers_) {
+    L.out_lo = -inf;
+    L.out_hi = inf;
+  }
+  std::vector<float> lo(layers_.size() + 1, inf), hi(layers_.size() + 1, -inf);
+  std::vector<float> a, b;
+  for (const auto& row : rows) {
+    a = row;
+    for (float v : a) {
+      lo[0] = std::min(lo[0], v);
+      hi[0] = std::max(hi[0], v);
+    }
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const auto& L = layers_[l];
+      b.assign(L.out, 0.f);
+      for (std::size_t j = 0; j < L.out; ++j) {
+        float acc = L.bias[j];
+        for (std::size_t i = 0; i < L.in; ++i) acc += L.weights[j * L.in + i] * a[i];
+        b[j] = L.relu ? std::max(acc, 0.f) : acc;
+        lo[l + 1] = std::min(lo[l + 1], b[j]);
+        hi[l + 1] = std::max(hi[l + 1], b[j]);
+      }
+      a.swap(b);
+    }
+  }
+  auto widen = [&](std::size_t k, bool relu, float& out_lo, float& out_hi) {
+    const float l = std::min(lo[k], 0.f), h = std::max(hi[k], 0.f);
+    const float pad = headroom * (h - l);
+    out_lo = relu ? 0.f : l - pad;
+    out_hi = h + pad;
+  };
+  widen(0, false, input_lo_, input_hi_);
+  for (std::size_t l = 0; l < layers_.size(); ++l)
+    widen(l + 1, layers_[l].relu, layers_[l].out_lo, layers_[l].out_hi);
 }
 
 float mean_squared_error(std::span<const float> a, std::span<const float> b) {

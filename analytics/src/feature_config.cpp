@@ -52,7 +52,9 @@ double FeatureConfig::resolved_envelope_hi_hz() const {
 std::vector<double> FeatureConfig::resolved_band_edges() const {
   if (!band_edges_hz.empty()) return band_edges_hz;
   const double df = sample_rate_hz / static_cast<double>(window_length);
-  const double lo = std::max(10.0, 4 * df), hi = sample_rate_hz / 2;
+  // 16 bins up: the lowest log band then holds ~6 bins, so its log energy is not dominated by
+  // the heavy lower tail of a 2-bin chi-square estimate (seen as false alarms on IMS data).
+  const double lo = std::max(10.0, 16 * df), hi = sample_rate_hz / 2;
   std::vector<double> e(band_count + 1);
   for (std::size_t i = 0; i <= band_count; ++i)
     e[i] = lo * std::pow(hi / lo, static_cast<double>(i) / static_cast<double>(band_count));

@@ -1,9 +1,8 @@
 // features.cpp — the per-window feature extractor (formulas in docs/features.md).
 //
-// Per window: one pass for mean/min/max, one for central moments, one real FFT of the raw window
-// (the Hann-windowed spectrum is derived from it exactly in the frequency domain), and — with a
-// bearing configured — one inverse complex FFT for the analytic band-pass signal and one real FFT
-// of the windowed envelope. All buffers are allocated in the constructor; extract() allocates only
+// Per window: one pass for mean/min/max, one for central moments, one real FFT of the Hann-windowed
+// window, and — with a bearing configured — one real FFT of the raw window, one inverse complex FFT
+// for the analytic band-pass signal and one real FFT of the windowed envelope. All buffers are allocated in the constructor; extract() allocates only
 // if the caller's Features vectors are smaller than needed (first call).
 #include "vibgate/analytics/features.hpp"
 
@@ -95,17 +94,18 @@ FeatureExtractor::FeatureExtractor(const FeatureConfig& config) : config_(config
   }
   iso_bounds_ = iso_bounds(config_.iso_group, config_.iso_mounting);
 
+  hann_.resize(n_);
+  for (std::size_t i = 0; i < n_; ++i)
+    hann_[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(i) /
+                                                       static_cast<double>(n_)));
   if (config_.bearing) {
+    raw_fft_ = std::make_unique<RealFft>(n_);
     analytic_ = std::make_unique<ComplexInverseFft>(n_);
     env_fft_ = std::make_unique<RealFft>(n_);
     env_lo_bin_ = static_cast<std::size_t>(std::ceil(config_.resolved_envelope_lo_hz() / df_ - 1e-9));
     env_hi_bin_ = static_cast<std::size_t>(std::floor(config_.resolved_envelope_hi_hz() / df_ + 1e-9));
     env_lo_bin_ = std::max<std::size_t>(env_lo_bin_, 1);
     env_hi_bin_ = std::min(env_hi_bin_, n_ / 2 - 1);
-    hann_.resize(n_);
-    for (std::size_t i = 0; i < n_; ++i)
-      hann_[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(i) /
-                                                         static_cast<double>(n_)));
     env_amplitude_.assign(bins, 0.f);
   }
 }
@@ -142,13 +142,19 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
   }
   const double mean = (s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]) * inv_n;
   // The FFT input is the mean-removed window, so a DC offset cannot leak into the low bins.
+  // The Hann window is applied in the time domain: deriving it from the raw spectrum with the
+  // exact 3-tap kernel cancels large rectangular-window leakage terms and loses precision in
+  // float (seen as 1 % band-energy errors on impulsive signals), so the envelope gets its own FFT.
   float* in = fft_->input();
+  float* raw = raw_fft_ ? raw_fft_->input() : nullptr;
+  const float* w = hann_.data();
   double m2[8] = {}, m3[8] = {}, m4[8] = {};
   const float meanf = static_cast<float>(mean);
   for (std::size_t i = 0; i < n; i += 8) {
     for (std::size_t j = 0; j < 8; ++j) {
       const float cf = x[i + j] - meanf;
-      in[i + j] = cf;
+      in[i + j] = cf * w[i + j];
+      if (raw) raw[i + j] = cf;
       const double c = static_cast<double>(cf);
       const double c2 = c * c;
       m2[j] += c2;
@@ -175,23 +181,15 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
     out.crest_factor = out.skewness = out.kurtosis = 0;
   }
 
-  // --- spectrum: raw FFT, Hann applied as a 3-tap frequency-domain kernel ---
+  // --- spectrum of the Hann-windowed window ---
   fft_->execute();
-  const std::complex<float>* X = fft_->output();
+  const std::complex<float>* Xw = fft_->output();
   const std::size_t half = n / 2;
   const float amp_scale = static_cast<float>(4.0 * inv_n);  // 2/Σw with Σw = N/2
-  {
-    auto xw = [&](std::size_t k) {
-      const std::complex<float> prev = k == 0 ? std::conj(X[1]) : X[k - 1];
-      const std::complex<float> next = k == half ? std::conj(X[half - 1]) : X[k + 1];
-      return 0.5f * X[k] - 0.25f * (prev + next);
-    };
-    for (std::size_t k = 0; k <= half; ++k) {
-      const std::complex<float> w = xw(k);
-      const float p = w.real() * w.real() + w.imag() * w.imag();
-      power_[k] = p;
-      amplitude_[k] = std::sqrt(p) * amp_scale;
-    }
+  for (std::size_t k = 0; k <= half; ++k) {
+    const float p = Xw[k].real() * Xw[k].real() + Xw[k].imag() * Xw[k].imag();
+    power_[k] = p;
+    amplitude_[k] = std::sqrt(p) * amp_scale;
   }
   const double pscale = 16.0 / (3.0 * static_cast<double>(n) * static_cast<double>(n));  // 2/(N·Σw²)
 
@@ -231,6 +229,8 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
   // --- envelope spectrum around the structural resonance band ---
   out.envelope_amplitudes.clear();
   if (config_.bearing) {
+    raw_fft_->execute();
+    const std::complex<float>* X = raw_fft_->output();
     std::complex<float>* Z = analytic_->input();
     for (std::size_t k = env_lo_bin_; k <= env_hi_bin_; ++k) Z[k] = 2.0f * X[k];
     analytic_->execute();

@@ -123,7 +123,8 @@ Model build_model(const FeatureConfig& features, const std::vector<std::vector<f
 
   std::vector<std::vector<float>> z(rows.size(), std::vector<float>(rows[0].size()));
   for (std::size_t i = 0; i < rows.size(); ++i) m.normalizer.apply(rows[i], z[i]);
-  m.int8_net = quantize(m.float_net, z);
+  m.float_net.calibrate(z, rule.headroom);
+  m.int8_net = quantize(m.float_net);
 
   std::vector<float> y(rows[0].size()), fs(2 * m.float_net.max_width());
   std::vector<std::int8_t> qs(m.int8_net.scratch_size());
@@ -165,7 +166,11 @@ std::string save_model(const Model& m, const std::string& path) {
     for (float v : L.weights) q->add_weights(v);
     for (float v : L.bias) q->add_bias(v);
     q->set_relu(L.relu);
+    q->set_out_lo(L.out_lo);
+    q->set_out_hi(L.out_hi);
   }
+  p.set_input_lo(m.float_net.input_lo());
+  p.set_input_hi(m.float_net.input_hi());
   for (const auto& L : m.int8_net.layers()) {
     auto* q = p.add_int8_layers();
     q->set_in(static_cast<std::uint32_t>(L.in));
@@ -284,12 +289,17 @@ ModelLoadResult load_model(const std::string& path) {
       L.weights.assign(q.weights().begin(), q.weights().end());
       L.bias.assign(q.bias().begin(), q.bias().end());
       L.relu = q.relu();
+      L.out_lo = q.out_lo();
+      L.out_hi = q.out_hi();
+      if (!(L.out_lo < L.out_hi)) return fail("float layer clamp range is empty");
       if (!all_finite(L.weights) || !all_finite(L.bias)) return fail("float layer holds non-finite values");
       fl.push_back(std::move(L));
     }
     if (fl.empty() || fl.front().in != d || fl.back().out != d)
       return fail("float network does not map " + std::to_string(d) + " inputs to " + std::to_string(d) + " outputs");
     m.float_net = FloatNetwork(std::move(fl));
+    if (!(p.input_lo() < p.input_hi())) return fail("input clamp range is empty");
+    m.float_net.set_input_range(p.input_lo(), p.input_hi());
     std::vector<QuantLayer> ql;
     for (const auto& q : p.int8_layers()) {
       QuantLayer L;

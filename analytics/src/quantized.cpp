@@ -161,28 +161,18 @@ void QuantizedNetwork::forward(std::span<const float> z, std::span<float> y,
     y[k] = last.output.scale * static_cast<float>(a[k] - last.output.zero_point);
 }
 
-QuantizedNetwork quantize(const FloatNetwork& net, const std::vector<std::vector<float>>& calibration) {
-  if (calibration.empty()) throw std::invalid_argument("quantization needs calibration data");
+QuantizedNetwork quantize(const FloatNetwork& net) {
   const auto& fl = net.layers();
-  // Observe activation ranges layer by layer with the float network.
-  std::vector<float> lo(fl.size() + 1, std::numeric_limits<float>::max());
-  std::vector<float> hi(fl.size() + 1, std::numeric_limits<float>::lowest());
-  std::vector<float> a, b;
-  for (const auto& row : calibration) {
-    a = row;
-    for (float v : a) { lo[0] = std::min(lo[0], v); hi[0] = std::max(hi[0], v); }
-    for (std::size_t l = 0; l < fl.size(); ++l) {
-      const auto& L = fl[l];
-      b.assign(L.out, 0.f);
-      for (std::size_t j = 0; j < L.out; ++j) {
-        float acc = L.bias[j];
-        for (std::size_t i = 0; i < L.in; ++i) acc += L.weights[j * L.in + i] * a[i];
-        b[j] = L.relu ? std::max(acc, 0.f) : acc;
-        lo[l + 1] = std::min(lo[l + 1], b[j]);
-        hi[l + 1] = std::max(hi[l + 1], b[j]);
-      }
-      a.swap(b);
-    }
+  if (!std::isfinite(net.input_lo()) || !std::isfinite(net.input_hi()))
+    throw std::invalid_argument("quantization needs a calibrated float network");
+  std::vector<float> lo(fl.size() + 1), hi(fl.size() + 1);
+  lo[0] = net.input_lo();
+  hi[0] = net.input_hi();
+  for (std::size_t l = 0; l < fl.size(); ++l) {
+    if (!std::isfinite(fl[l].out_lo) || !std::isfinite(fl[l].out_hi))
+      throw std::invalid_argument("quantization needs a calibrated float network");
+    lo[l + 1] = fl[l].out_lo;
+    hi[l + 1] = fl[l].out_hi;
   }
   std::vector<QuantLayer> out(fl.size());
   for (std::size_t l = 0; l < fl.size(); ++l) {

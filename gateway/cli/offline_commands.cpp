@@ -52,15 +52,35 @@ std::string now_utc_iso8601() {
   return b;
 }
 
-analytics::Recording read_or_throw(const std::string& path, const InputOptions& in) {
-  analytics::ReadOptions ro;
-  try {
-    ro = in.read_options();
-  } catch (const std::invalid_argument& e) {
-    throw UserError(e.what());
+// A file argument may carry its own time range, "FILE@START:END" in seconds (either side may be
+// empty), which overrides --start/--end for that file. A file whose real name contains '@' is
+// taken literally when it exists.
+analytics::Recording read_or_throw(const std::string& arg, const InputOptions& in) {
+  analytics::ReadOptions ro = in.read_options();
+  std::string path = arg;
+  const auto at = arg.rfind('@');
+  if (at != std::string::npos && !std::filesystem::exists(arg)) {
+    path = arg.substr(0, at);
+    const std::string range = arg.substr(at + 1);
+    const auto colon = range.find(':');
+    if (colon == std::string::npos)
+      throw UserError(arg + ": time range after '@' must be START:END in seconds");
+    auto parse = [&](const std::string& t) -> std::optional<double> {
+      if (t.empty()) return std::nullopt;
+      try {
+        std::size_t used = 0;
+        const double v = std::stod(t, &used);
+        if (used == t.size()) return v;
+      } catch (const std::exception&) {
+      }
+      throw UserError(arg + ": '" + t + "' is not a time in seconds");
+    };
+    ro.start_s = parse(range.substr(0, colon));
+    ro.end_s = parse(range.substr(colon + 1));
   }
   auto r = analytics::read_recording(path, ro);
   if (!r) throw UserError(r.error);
+  r.recording->path = arg;
   return std::move(*r.recording);
 }
 

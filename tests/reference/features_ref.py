@@ -126,7 +126,7 @@ def band_edges(fs, cfg):
     b = int(cfg["bands"])
     if b < 1:
         raise ValueError("bands must be >= 1")
-    f_lo = spectrum_f_lo(fs, cfg["window"])
+    f_lo = max(10.0, 16.0 * fs / cfg["window"])  # bands: at least ~6 bins in the lowest one
     f_hi = fs / 2.0
     edges = [f_lo * (f_hi / f_lo) ** (i / b) for i in range(b + 1)]
     edges[0], edges[b] = f_lo, f_hi  # exact ends (ambiguity noted in the module docstring)
@@ -141,11 +141,12 @@ def band_bins(fs, cfg):
     edges = band_edges(fs, cfg)
     nb = len(edges) - 1
     bins = []
+    tol = 1e-9 * (fs / n)  # an edge that falls on a bin (up to rounding) holds that bin
     for i in range(nb):
         if i == nb - 1:
-            sel = (f >= edges[i]) & (f <= edges[i + 1])
+            sel = (f >= edges[i] - tol) & (f <= edges[i + 1] + tol)
         else:
-            sel = (f >= edges[i]) & (f < edges[i + 1])
+            sel = (f >= edges[i] - tol) & (f < edges[i + 1] - tol)
         idx = np.nonzero(sel)[0]
         if idx.size == 0:
             raise ValueError(f"band {i} [{edges[i]:.6g}, {edges[i + 1]:.6g}) Hz holds no FFT bin")

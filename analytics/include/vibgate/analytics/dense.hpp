@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <span>
 #include <vector>
 
@@ -16,6 +17,10 @@ struct DenseLayer {
   std::vector<float> weights;  // out × in, row-major: weights[j*in + i]
   std::vector<float> bias;     // out
   bool relu = false;
+  // Output clamp learned at calibration (±inf before): the int8 path saturates at the same range,
+  // so both paths behave alike on inputs far outside the training data.
+  float out_lo = -std::numeric_limits<float>::infinity();
+  float out_hi = std::numeric_limits<float>::infinity();
 };
 
 // Per-feature standardization z = (x − mean) / std, learned from training data.
@@ -34,11 +39,22 @@ class FloatNetwork {
   std::size_t output_size() const { return layers_.empty() ? 0 : layers_.back().out; }
   std::size_t max_width() const;
 
+  // Input clamp (applied to z before the first layer); ±inf before calibration.
+  float input_lo() const { return input_lo_; }
+  float input_hi() const { return input_hi_; }
+  void set_input_range(float lo, float hi) { input_lo_ = lo; input_hi_ = hi; }
+
+  // Learns the input and per-layer output clamps as the min/max over standardized `rows`,
+  // widened by `headroom` × range on each side (ReLU outputs keep 0 as their floor).
+  void calibrate(const std::vector<std::vector<float>>& rows, float headroom);
+
   // y = f(z). scratch must hold 2·max_width() floats. Thread: any (const).
   void forward(std::span<const float> z, std::span<float> y, std::span<float> scratch) const;
 
  private:
   std::vector<DenseLayer> layers_;
+  float input_lo_ = -std::numeric_limits<float>::infinity();
+  float input_hi_ = std::numeric_limits<float>::infinity();
 };
 
 // Mean squared difference of two equally long vectors (the reconstruction error).

@@ -67,6 +67,7 @@ class FeatureExtractor {
   double df_;
   std::size_t input_size_;
   std::unique_ptr<RealFft> fft_;
+  std::unique_ptr<RealFft> raw_fft_;
   std::unique_ptr<ComplexInverseFft> analytic_;
   std::unique_ptr<RealFft> env_fft_;
   std::vector<std::size_t> band_first_bin_;   // B+1 bin boundaries

@@ -47,6 +47,7 @@ struct Model {
 struct ThresholdRule {
   double quantile = 0.995;
   double margin = 1.5;
+  float headroom = 0.1f;  // activation clamp ranges: training min/max widened by this × range
 };
 
 // Trains float + int8 models from raw model-input rows (see FeatureExtractor::model_input).

@@ -1,7 +1,8 @@
 // vibgate/analytics/quantized.hpp — post-training int8 quantization and integer-only inference.
 //
 // Weights: symmetric int8 per output channel (scale = max|w|/127). Activations: asymmetric int8
-// (scale, zero point) calibrated as min/max over the calibration set. Bias: int32 at scale
+// (scale, zero point) covering the float network's calibrated clamp ranges, which the float path
+// applies too, so both saturate alike far outside the training data. Bias: int32 at scale
 // s_in·s_w. Requantization: fixed-point multiplier (Q31) and shift, ReLU fused into the clamp.
 // Between the input quantization and the output dequantization only integer arithmetic runs.
 // The portable scalar kernel and the AVX2 kernel accumulate the same int32 dot products and share
@@ -59,8 +60,9 @@ class QuantizedNetwork {
   std::vector<QuantLayer> layers_;
 };
 
-// Quantizes a trained float network; `calibration` holds standardized input rows.
-QuantizedNetwork quantize(const FloatNetwork& net, const std::vector<std::vector<float>>& calibration);
+// Quantizes a trained float network whose clamps were calibrated (FloatNetwork::calibrate):
+// the activation ranges are exactly the float clamps. Throws std::invalid_argument otherwise.
+QuantizedNetwork quantize(const FloatNetwork& net);
 
 // round(acc · M) with M = multiplier·2^−(31+shift), round half away from zero: the shared
 // requantization step (exposed for tests).
