@@ -134,7 +134,7 @@ struct OfflineCommands::State {
   std::uint64_t seed = 1;
   std::size_t epochs = 300, patience = 30;
   std::vector<std::size_t> hidden = {32, 8, 32};
-  double quantile = 0.995, margin = 1.5;
+  double quantile = 0.995, margin = 2.0, train_overlap = 0.75;
   // synth
   double duration = 10, synth_rate = 25600, synth_shaft = 29.95, fault_start = 0, fault_peak = 0.5,
          fault_growth = 0;
@@ -172,7 +172,11 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
   s.train->add_option("--patience", s.patience, "Early-stopping patience in epochs (default 30)");
   s.train->add_option("--hidden", s.hidden, "Hidden layer widths (default 32 8 32)")->delimiter(',');
   s.train->add_option("--threshold-quantile", s.quantile, "Training-error quantile (default 0.995)");
-  s.train->add_option("--threshold-margin", s.margin, "Threshold margin factor (default 1.5)");
+  s.train->add_option("--threshold-margin", s.margin, "Threshold margin factor (default 2.0)");
+  s.train->add_option("--train-overlap", s.train_overlap,
+                      "Overlap of the training windows (default 0.75: more examples); --overlap "
+                      "sets the scoring overlap stored in the model")
+      ->check(CLI::Range(0.0, 0.9375));
   add_wisdom(s.train);
 
   s.score = app.add_subcommand("score", "Score recordings with a model");
@@ -302,7 +306,9 @@ int OfflineCommands::State::run_train() {
                       " Hz differs from the first training file (" + num(cfg->sample_rate_hz) + " Hz)");
     }
     analytics::Features f;
-    for_each_window(rec, *cfg, [&](std::size_t, std::span<const float> w, double) {
+    FeatureConfig dense = *cfg;
+    dense.overlap = train_overlap;
+    for_each_window(rec, dense, [&](std::size_t, std::span<const float> w, double) {
       ex->extract(w, f);
       std::vector<float> row(ex->model_input_size());
       ex->model_input(f, row);

@@ -46,7 +46,7 @@ struct Model {
 // error). Defaults documented in docs/model.md.
 struct ThresholdRule {
   double quantile = 0.995;
-  double margin = 1.5;
+  double margin = 2.0;
   float headroom = 0.1f;  // activation clamp ranges: training min/max widened by this × range
 };
 
