@@ -1,3 +1,4 @@
 vibgate_add_gtest(recording_test analytics/recording_test.cpp)
 vibgate_add_pytest(features_vs_reference reference/test_features_vs_reference.py)
 vibgate_add_pytest(accuracy accuracy/test_accuracy.py)
+vibgate_add_gtest(quantized_test analytics/quantized_test.cpp)

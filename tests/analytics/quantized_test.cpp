@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -77,28 +78,37 @@ TEST(Requantize, MatchesExactReferenceOnRandomValues) {
 }
 
 TEST(Requantize, RoundsExactTiesAwayFromZero) {
-  // acc·mult ≡ 2^(t−1) (mod 2^t) makes the scaled product an exact half: acc = odd·2^(t−1) with
-  // an odd multiplier.
+  // With t = 31 + shift, acc = odd·2^q and multiplier = odd·2^p where p + q = t − 1, the scaled
+  // product acc·mult·2^−t is an exact half. Covers every shift from −30 to 30.
   std::mt19937_64 rng(99);
+  auto pick = [&](std::int64_t lo, std::int64_t hi) {  // uniform in [lo, hi]
+    return lo + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(hi - lo + 1));
+  };
   int checked = 0;
-  for (int t = 1; t <= 31; ++t) {
+  for (int t = 1; t <= 61; ++t) {
     const std::int32_t s = t - 31;
     for (int k = 0; k < 200; ++k) {
-      const std::int64_t max_odd = (std::int64_t{1} << (31 - (t - 1))) / 2 - 1;  // keeps |acc| < 2^31
-      const std::int64_t o = 2 * static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(max_odd + 1)) + 1;
-      std::int64_t acc64 = o << (t - 1);
-      if (acc64 > std::numeric_limits<std::int32_t>::max()) continue;
-      if (k % 2) acc64 = -acc64;
-      const auto acc = static_cast<std::int32_t>(acc64);
-      const auto m = static_cast<std::int32_t>((std::int64_t{1} << 30) | (rng() & 0x3FFFFFFF) | 1);
+      const std::int64_t q = pick(std::max(0, t - 1 - 30), std::min(t - 1, 30));
+      const std::int64_t p = t - 1 - q;
+      // odd mantissas: |acc| = oa·2^q < 2^31, mult = om·2^p in [2^30, 2^31)
+      const std::int64_t bits = pick(1, 31 - q);  // vary the magnitude, not only near 2^31
+      const std::int64_t oa = 2 * pick(0, (std::int64_t{1} << (bits - 1)) - 1) + 1;
+      const std::int64_t om_lo = (std::int64_t{1} << (30 - p)), om_hi = (std::int64_t{1} << (31 - p)) - 1;
+      std::int64_t om = pick(om_lo, om_hi) | 1;
+      if (om > om_hi) om -= 2;
+      const auto acc = static_cast<std::int32_t>((k % 2 ? -oa : oa) << q);
+      const auto m = static_cast<std::int32_t>(om << p);
+      ASSERT_GE(m, 1 << 30);
       const long double exact = std::ldexp(static_cast<long double>(acc) * m, -t);
       ASSERT_EQ(exact - std::trunc(exact), acc > 0 ? 0.5L : -0.5L) << "not a tie: t=" << t;
-      const auto want = static_cast<std::int32_t>(acc > 0 ? std::trunc(exact) + 1 : std::trunc(exact) - 1);
+      const auto want = static_cast<std::int32_t>(
+          std::clamp(acc > 0 ? std::trunc(exact) + 1 : std::trunc(exact) - 1, -2147483648.0L, 2147483647.0L));
       EXPECT_EQ(requantize(acc, m, s), want) << "acc " << acc << " mult " << m << " shift " << s;
+      EXPECT_EQ(requantize_reference(acc, m, s), want);
       ++checked;
     }
   }
-  EXPECT_GT(checked, 5000);
+  EXPECT_EQ(checked, 61 * 200);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,7 +451,7 @@ QuantLayer valid_layer(std::size_t in, std::size_t out) {
   L.in_padded = (in + 31) / 32 * 32;
   L.weights.assign(out * L.in_padded, 0);
   for (std::size_t j = 0; j < out; ++j)
-    for (std::size_t i = 0; i < in; ++i) L.weights[j * L.in_padded + i] = static_cast<std::int8_t>((i + j) % 7 - 3);
+    for (std::size_t i = 0; i < in; ++i) L.weights[j * L.in_padded + i] = static_cast<std::int8_t>(static_cast<int>((i + j) % 7) - 3);
   L.weight_scale.assign(out, 0.01f);
   L.bias.assign(out, 5);
   L.multiplier.assign(out, 1 << 30);
@@ -555,7 +565,10 @@ TEST(QuantizedNetworkCtor, RejectsOutOfRangeParameters) {
   L.shift = {-30, 31, 0, 5};
   L.input.zero_point = -128;
   L.output.zero_point = 127;
-  EXPECT_NO_THROW(QuantizedNetwork({L}));
+  EXPECT_NO_THROW({
+    QuantizedNetwork ok({L});
+    EXPECT_EQ(ok.layers()[0].shift[1], 31);
+  });
 }
 
 }  // namespace

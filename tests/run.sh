@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds (Release, warnings as errors) and runs
+# every test, then repeats the build and the tests with AddressSanitizer + UBSan.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/deploy/install-deps.sh"
+jobs="${VIBGATE_JOBS:-2}"
+
+echo "== release build and tests"
+VIBGATE_BUILD_DIR="$root/build" "$root/deploy/build.sh"
+ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
+
+echo "== ASan+UBSan build and tests"
+cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DVIBGATE_SANITIZE=ON \
+      -DVIBGATE_WERROR=ON -DVIBGATE_BUILD_BENCH=OFF >/dev/null
+cmake --build "$root/build-asan" -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs"
