@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Configures and builds vibgate into build/ (Release, warnings as errors). Extra args go to cmake.
+# Configures and builds vibgate into build/ (Release, warnings as errors).
+# VIBGATE_TARGET limits the build to one target (the demo builds only `vibgate`).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 dir="${VIBGATE_BUILD_DIR:-$root/build}"
-cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DVIBGATE_WERROR=ON "$@" >/dev/null
-cmake --build "$dir" -j"${VIBGATE_JOBS:-2}"
+cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DVIBGATE_WERROR=ON >/dev/null
+if [ -n "${VIBGATE_TARGET:-}" ]; then
+  cmake --build "$dir" -j"${VIBGATE_JOBS:-2}" --target "$VIBGATE_TARGET"
+else
+  cmake --build "$dir" -j"${VIBGATE_JOBS:-2}"
+fi

@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/deploy/install-deps.sh"
-"$root/deploy/build.sh" >/dev/null
+VIBGATE_TARGET=vibgate "$root/deploy/build.sh" >/dev/null
 V="$root/build/gateway/vibgate"
 data="${VIBGATE_DATA_DIR:-$root/../shared/data/bearings}"
 work="$(mktemp -d)"

@@ -11,7 +11,7 @@ VIBGATE_BUILD_DIR="$root/build" "$root/deploy/build.sh"
 ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
 
 echo "== ASan+UBSan build and tests"
-cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug -DVIBGATE_SANITIZE=ON \
+cmake -S "$root" -B "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIBGATE_SANITIZE=ON \
       -DVIBGATE_WERROR=ON -DVIBGATE_BUILD_BENCH=OFF >/dev/null
 cmake --build "$root/build-asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -268,9 +268,12 @@ TEST_P(KernelTest, Avx2BitIdenticalToScalar) {
 INSTANTIATE_TEST_SUITE_P(Widths, KernelTest,
                          ::testing::Values(std::vector<std::size_t>{32, 8, 32},   // the default
                                            std::vector<std::size_t>{40, 5, 70}),  // >32 wide: 2–3 AVX2 chunks
-                         [](const auto& info) {
-                           std::string n;
-                           for (auto w : info.param) n += (n.empty() ? "" : "_") + std::to_string(w);
+                         [](const ::testing::TestParamInfo<std::vector<std::size_t>>& p) {
+                           std::string n = "w";
+                           for (auto w : p.param) {
+                             n += '_';
+                             n += std::to_string(w);
+                           }
                            return n;
                          });
 
@@ -407,7 +410,7 @@ TEST(QuantizedAccuracy, QuantizeMatchesDocumentedScheme) {
       for (std::size_t i = 0; i < Q.in; ++i) {
         const int q = Q.weights[j * Q.in_padded + i];
         qmax = std::max(qmax, std::abs(q));
-        EXPECT_LE(std::abs(q * Q.weight_scale[j] - F.weights[j * F.in + i]), 0.5001f * Q.weight_scale[j]);
+        EXPECT_LE(std::abs(static_cast<float>(q) * Q.weight_scale[j] - F.weights[j * F.in + i]), 0.5001f * Q.weight_scale[j]);
       }
       EXPECT_EQ(qmax, 127);
       for (std::size_t i = Q.in; i < Q.in_padded; ++i) EXPECT_EQ(Q.weights[j * Q.in_padded + i], 0);
