@@ -1,6 +1,7 @@
 // feature_config.cpp — validation, derived values and the stable identity of a FeatureConfig.
 #include "vibgate/analytics/feature_config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -38,7 +39,9 @@ DefectMultiples defect_multiples(const BearingGeometry& g) {
 }
 
 std::size_t FeatureConfig::hop() const {
-  const auto h = static_cast<std::size_t>(std::floor(static_cast<double>(window_length) * (1 - overlap)));
+  // Clamped so that even an unvalidated overlap gives a hop within 1…window_length.
+  const double o = std::isfinite(overlap) ? std::clamp(overlap, 0.0, 0.9375) : 0.5;
+  const auto h = static_cast<std::size_t>(std::floor(static_cast<double>(window_length) * (1 - o)));
   return h == 0 ? 1 : h;
 }
 
@@ -126,7 +129,7 @@ std::string FeatureConfig::canonical() const {
 }
 
 std::uint64_t FeatureConfig::hash() const {
-  std::uint64_t h = 1469598103934665603ULL;
+  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a 64 offset basis
   for (unsigned char c : canonical()) {
     h ^= c;
     h *= 1099511628211ULL;

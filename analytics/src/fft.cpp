@@ -1,6 +1,6 @@
 // fft.cpp — FFTW plan cache and the two transform wrappers the feature extractor needs.
 //
-// Plans are created with FFTW_MEASURE on scratch buffers under a global mutex and cached by
+// Plans are created (FFTW_ESTIMATE, see kPlanFlags) on scratch buffers under a global mutex and cached by
 // (kind, length) for the life of the process. Each wrapper owns fftwf_malloc'd buffers (SIMD
 // aligned like the scratch buffers) and runs the cached plan with the new-array execute functions,
 // which FFTW documents as thread-safe.
@@ -21,13 +21,27 @@ namespace {
 
 enum class Kind { r2c, c2c_backward };
 
+// FFTW_ESTIMATE: plans chosen by heuristics, identical in every run, so features, scores and
+// training are reproducible bit for bit. FFTW_MEASURE times candidate algorithms and may pick a
+// different one (with different rounding) in each process; measured plans are used only when the
+// caller loads wisdom (load_fft_wisdom), which makes them reproducible again.
+constexpr unsigned kPlanFlags = FFTW_ESTIMATE;
+
 std::mutex& planner_mutex() {
   static std::mutex m;
   return m;
 }
+// Owns the plans; destroys them at exit so leak checkers see a clean process.
+struct PlanCache {
+  std::map<std::pair<Kind, std::size_t>, void*> plans;
+  ~PlanCache() {
+    for (auto& [key, plan] : plans) fftwf_destroy_plan(static_cast<fftwf_plan>(plan));
+    fftwf_cleanup();
+  }
+};
 std::map<std::pair<Kind, std::size_t>, void*>& plan_cache() {
-  static std::map<std::pair<Kind, std::size_t>, void*> cache;
-  return cache;
+  static PlanCache cache;
+  return cache.plans;
 }
 std::size_t g_plans_created = 0;
 
@@ -42,13 +56,13 @@ void* get_plan(Kind kind, std::size_t n) {
   if (kind == Kind::r2c) {
     auto* in = fftwf_alloc_real(n);
     auto* out = fftwf_alloc_complex(n / 2 + 1);
-    plan = fftwf_plan_dft_r2c_1d(len, in, out, FFTW_MEASURE);
+    plan = fftwf_plan_dft_r2c_1d(len, in, out, kPlanFlags);
     fftwf_free(in);
     fftwf_free(out);
   } else {
     auto* in = fftwf_alloc_complex(n);
     auto* out = fftwf_alloc_complex(n);
-    plan = fftwf_plan_dft_1d(len, in, out, FFTW_BACKWARD, FFTW_MEASURE);
+    plan = fftwf_plan_dft_1d(len, in, out, FFTW_BACKWARD, kPlanFlags);
     fftwf_free(in);
     fftwf_free(out);
   }

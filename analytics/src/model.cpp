@@ -246,8 +246,12 @@ ModelLoadResult load_model(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return fail(std::string("cannot open model: ") + std::strerror(errno));
   std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (file.size() < kHeaderSize || std::memcmp(file.data(), kMagic, 8) != 0)
+  if (file.empty()) return fail("model file is empty");
+  if (std::memcmp(file.data(), kMagic, std::min<std::size_t>(8, file.size())) != 0)
     return fail("not a vibgate model file (bad magic)");
+  if (file.size() < kHeaderSize)
+    return fail("model file is truncated (" + std::to_string(file.size()) + " bytes, the header alone has " +
+                std::to_string(kHeaderSize) + ")");
   const std::uint32_t version = get_u32(file.data() + 8);
   if (version != kModelFormatVersion)
     return fail("model format version " + std::to_string(version) + " is not supported (this build reads " +

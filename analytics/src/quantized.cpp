@@ -39,10 +39,6 @@ void quantize_multiplier(double m, std::int32_t& mult, std::int32_t& shift) {
   shift = -exp;
 }
 
-std::int8_t clamp8(std::int32_t v, std::int32_t lo) {
-  return static_cast<std::int8_t>(std::clamp<std::int32_t>(v, lo, 127));
-}
-
 std::int32_t dot_scalar(const std::int8_t* a, const std::int8_t* w, std::size_t n) {
   std::int32_t acc = 0;
   for (std::size_t i = 0; i < n; ++i) acc += static_cast<std::int32_t>(a[i]) * w[i];
@@ -72,14 +68,15 @@ __attribute__((target("avx2"))) std::int32_t dot_avx2(const std::int8_t* a, cons
 
 }  // namespace
 
-std::int32_t requantize(std::int32_t acc, std::int32_t multiplier, std::int32_t shift) {
-  const std::int64_t prod = static_cast<std::int64_t>(acc) * multiplier;
-  const int total = 31 + shift;
-  if (total <= 0) return static_cast<std::int32_t>(prod << -total);  // M ≥ 2^31: not produced here
-  const std::int64_t half = std::int64_t{1} << (total - 1);
-  const std::int64_t r = prod >= 0 ? (prod + half) >> total : -((-prod + half) >> total);
-  return static_cast<std::int32_t>(std::clamp<std::int64_t>(r, std::numeric_limits<std::int32_t>::min(),
-                                                            std::numeric_limits<std::int32_t>::max()));
+std::int32_t requantize(std::int64_t acc, std::int32_t multiplier, std::int32_t shift) {
+  // 128-bit product: acc (< 2^33 in magnitude) × multiplier (< 2^31) cannot overflow.
+  __extension__ using i128 = __int128;
+  const i128 prod = static_cast<i128>(acc) * multiplier;
+  const int total = 31 + shift;  // shift >= -30 (validated), so total >= 1
+  const i128 half = i128{1} << (total - 1);
+  const i128 r = prod >= 0 ? (prod + half) >> total : -((-prod + half) >> total);
+  constexpr i128 lo = std::numeric_limits<std::int32_t>::min(), hi = std::numeric_limits<std::int32_t>::max();
+  return static_cast<std::int32_t>(r < lo ? lo : r > hi ? hi : r);
 }
 
 bool QuantizedNetwork::avx2_available() {
@@ -114,7 +111,7 @@ QuantizedNetwork::QuantizedNetwork(std::vector<QuantLayer> layers) : layers_(std
     for (std::size_t j = 0; j < L.out; ++j) {
       std::int64_t wsum = 0;
       for (std::size_t i = 0; i < L.in; ++i) wsum += L.weights[j * L.in_padded + i];
-      L.bias_eff[j] = static_cast<std::int32_t>(L.bias[j] - L.input.zero_point * wsum);
+      L.bias_eff[j] = L.bias[j] - L.input.zero_point * wsum;
     }
   }
 }
@@ -150,8 +147,10 @@ void QuantizedNetwork::forward(std::span<const float> z, std::span<float> y,
 #else
       const std::int32_t dot = dot_scalar(a, row, L.in);
 #endif
-      const std::int32_t acc = dot + L.bias_eff[j];
-      b[j] = clamp8(requantize(acc, L.multiplier[j], L.shift[j]) + L.output.zero_point, lo);
+      // 64-bit sums: saturate, never wrap, whatever parameters a model file holds.
+      const std::int64_t acc = std::int64_t{dot} + L.bias_eff[j];
+      const std::int64_t q = std::int64_t{requantize(acc, L.multiplier[j], L.shift[j])} + L.output.zero_point;
+      b[j] = static_cast<std::int8_t>(std::clamp<std::int64_t>(q, lo, 127));
     }
     std::fill(b + L.out, b + w, std::int8_t{0});
     std::swap(a, b);

@@ -183,7 +183,8 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
   s.score->add_option("--model", s.model_path, "Model file")->required();
   s.score->add_option("files", s.files, "Recordings to score")->required();
   s.in.add_to(*s.score);
-  s.score->add_option("--overlap", s.fo.overlap, "Window overlap (default: the model's)");
+  s.score->add_option("--overlap", s.fo.overlap, "Window overlap (default: the model's)")
+      ->check(CLI::Range(0.0, 0.9375));
   s.score->add_option("--format", s.format, "table, csv or json")
       ->check(CLI::IsMember({"table", "csv", "json"}));
   s.score->add_flag("--float", s.use_float, "Score with the float model instead of int8");
@@ -194,7 +195,8 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
   s.eval->add_option("--normal", s.normal_files, "Recordings of the healthy machine")->required();
   s.eval->add_option("--fault", s.fault_files, "Recordings of faulty machines");
   s.in.add_to(*s.eval);
-  s.eval->add_option("--overlap", s.fo.overlap, "Window overlap (default: the model's)");
+  s.eval->add_option("--overlap", s.fo.overlap, "Window overlap (default: the model's)")
+      ->check(CLI::Range(0.0, 0.9375));
   s.eval->add_option("--format", s.format, "table or json")->check(CLI::IsMember({"table", "json"}));
   add_wisdom(s.eval);
 
@@ -249,6 +251,10 @@ int OfflineCommands::State::run_features() {
     const FeatureConfig cfg = config_for(fo, FeatureConfig{}, rec.sample_rate_hz, path);
     analytics::FeatureExtractor ex(cfg);
     const auto cols = analytics::feature_column_names(cfg);
+    for (const auto& ch : rec.channels)  // check length before printing anything
+      if (ch.size() < cfg.window_length)
+        throw UserError(path + ": recording is too short (" + std::to_string(ch.size()) +
+                        " samples, one window needs " + std::to_string(cfg.window_length) + ")");
     if (!header_done || format == "table") {
       if (format != "json") {
         std::cout << (format == "csv" ? "file,channel,start_s" : "# file channel start_s");

@@ -3,7 +3,8 @@
 // Wraps FFTW (single precision) without exposing its types. Plans live in a process-wide cache
 // guarded by a mutex (FFTW's planner is not thread-safe); executing a plan on this object's own
 // buffers is thread-safe, so each worker owns its RealFft/ComplexInverseFft objects and never plans
-// on the per-window path. Plans use FFTW_MEASURE; wisdom can be saved and loaded to skip measuring.
+// on the per-window path. Plans use FFTW_ESTIMATE (reproducible); loaded wisdom (e.g. from
+// `fftwf-wisdom`) supplies measured plans instead.
 #pragma once
 
 #include <complex>

@@ -29,7 +29,7 @@ struct QuantLayer {
   std::vector<std::int8_t> weights;     // out × in_padded, zero padded
   std::vector<float> weight_scale;      // per output channel
   std::vector<std::int32_t> bias;       // int32 bias at scale s_in·s_w[j]
-  std::vector<std::int32_t> bias_eff;   // bias − zp_in·Σ_i w[j][i] (derived at load/quantize)
+  std::vector<std::int64_t> bias_eff;   // bias − zp_in·Σ_i w[j][i] (derived at load/quantize)
   std::vector<std::int32_t> multiplier; // Q31, in [2^30, 2^31)
   std::vector<std::int32_t> shift;      // right shift after the Q31 multiply (may be negative)
   QuantParams input, output;
@@ -64,8 +64,8 @@ class QuantizedNetwork {
 // the activation ranges are exactly the float clamps. Throws std::invalid_argument otherwise.
 QuantizedNetwork quantize(const FloatNetwork& net);
 
-// round(acc · M) with M = multiplier·2^−(31+shift), round half away from zero: the shared
-// requantization step (exposed for tests).
-std::int32_t requantize(std::int32_t acc, std::int32_t multiplier, std::int32_t shift);
+// round(acc · M) with M = multiplier·2^−(31+shift), round half away from zero, saturated to
+// int32: the shared requantization step (exposed for tests). Needs shift >= −30.
+std::int32_t requantize(std::int64_t acc, std::int32_t multiplier, std::int32_t shift);
 
 }  // namespace vibgate::analytics
