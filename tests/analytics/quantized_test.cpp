@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -27,9 +28,9 @@ static_assert(std::numeric_limits<long double>::digits >= 64,
               "the requantize reference needs a 64-bit long double mantissa (x86 extended)");
 
 // round(acc · multiplier · 2^−(31+shift)), halves away from zero, saturated to int32. The product
-// of two int32 is exact in a 64-bit mantissa and the power-of-two scaling is exact, so this is the
+// of an int32 (or a slightly larger accumulator) and an int32 is exact in a 64-bit mantissa and the power-of-two scaling is exact, so this is the
 // real-number result rounded once.
-std::int32_t requantize_reference(std::int32_t acc, std::int32_t multiplier, std::int32_t shift) {
+std::int32_t requantize_reference(std::int64_t acc, std::int32_t multiplier, std::int32_t shift) {
   const long double prod = static_cast<long double>(acc) * static_cast<long double>(multiplier);
   const long double r = std::round(std::ldexp(prod, -(31 + shift)));  // round: half away from 0
   const long double lo = std::numeric_limits<std::int32_t>::min();
@@ -128,7 +129,8 @@ std::vector<float> forward_reference(const QuantizedNetwork& net, const std::vec
       std::int64_t acc = L.bias[j];
       for (std::size_t i = 0; i < L.in; ++i)
         acc += static_cast<std::int64_t>(L.weights[j * L.in_padded + i]) * (a[i] - L.input.zero_point);
-      const std::int32_t r = requantize_reference(static_cast<std::int32_t>(acc), L.multiplier[j], L.shift[j]);
+      // Exact int64 accumulator (|acc| < 2^40 here, so acc·multiplier stays exact in long double).
+      const std::int32_t r = requantize_reference(acc, L.multiplier[j], L.shift[j]);
       const std::int64_t v = static_cast<std::int64_t>(r) + L.output.zero_point;
       const std::int64_t lo = L.relu ? L.output.zero_point : -128;
       b[j] = static_cast<std::int32_t>(std::clamp<std::int64_t>(v, lo, 127));
@@ -179,9 +181,8 @@ struct TrainedFixture {
 };
 
 const TrainedFixture& trained(const std::vector<std::size_t>& hidden) {
-  static std::vector<std::pair<std::vector<std::size_t>, TrainedFixture>> cache;
-  for (const auto& [h, t] : cache)
-    if (h == hidden) return t;
+  static std::map<std::vector<std::size_t>, TrainedFixture> cache;  // node-based: references stay valid
+  if (auto it = cache.find(hidden); it != cache.end()) return it->second;
   TrainedFixture t;
   const FeatureConfig cfg = small_config();
   const std::size_t d = model_input_names(cfg).size();
@@ -193,8 +194,7 @@ const TrainedFixture& trained(const std::vector<std::size_t>& hidden) {
   t.model = build_model(cfg, t.rows, opt, ThresholdRule{}, TrainingSummary{});
   t.z.assign(t.rows.size(), std::vector<float>(d));
   for (std::size_t i = 0; i < t.rows.size(); ++i) t.model.normalizer.apply(t.rows[i], t.z[i]);
-  cache.emplace_back(hidden, std::move(t));
-  return cache.back().second;
+  return cache.emplace(hidden, std::move(t)).first->second;
 }
 
 // Inputs for the kernel comparison: calibration rows, random values at several scales, and
@@ -333,6 +333,53 @@ TEST(QuantizedKernels, RandomNetworkScalarReferenceAndAvx2Agree) {
   EXPECT_EQ(bad_ref, 0u);
   EXPECT_EQ(bad_avx, 0u);
   EXPECT_GT(not_clamped, 1000u);  // outputs are not all saturated, so the arithmetic is exercised
+}
+
+// Parameters the constructor accepts must not overflow int32 inside forward(): the output has to
+// saturate at the int8 limits, as the reference does. Two overflow points: dot + bias_eff (a bias
+// near the int32 limit) and requantize(...) + output zero point (requantize saturated at ±2^31
+// when M = multiplier·2^−(31+shift) is large, which shift down to −30 allows).
+TEST(QuantizedKernels, ExtremeAcceptedParametersSaturateInsteadOfWrapping) {
+  auto layer = [](std::int32_t bias, std::int32_t shift, std::int32_t zp_out) {
+    QuantLayer L;
+    L.in = 32;
+    L.out = 1;
+    L.in_padded = 32;
+    L.weights.assign(32, 127);
+    L.weight_scale = {1.f};
+    L.bias = {bias};
+    L.multiplier = {1 << 30};
+    L.shift = {shift};
+    L.input = {1.f, 0};
+    L.output = {1.f, zp_out};
+    return L;
+  };
+  struct Case {
+    const char* what;
+    QuantLayer L;
+    float z;
+    float want;  // saturated output: (127 − zp) or (−128 − zp) times scale 1
+  };
+  const Case cases[] = {
+      {"requantize saturates at +2^31-1, then + zero point 10", layer(0, -30, 10), 100.f, 117.f},
+      {"requantize saturates at -2^31, then + zero point -10", layer(0, -30, -10), -100.f, -118.f},
+      {"dot + bias_eff with bias near +2^31", layer(std::numeric_limits<std::int32_t>::max() - 1000, 20, 0),
+       100.f, 127.f},
+      {"dot + bias_eff with bias near -2^31", layer(std::numeric_limits<std::int32_t>::min() + 1000, 20, 0),
+       -100.f, -128.f},
+  };
+  for (const auto& c : cases) {
+    QuantizedNetwork net({c.L});
+    std::vector<float> z(32, c.z), y(1);
+    std::vector<std::int8_t> scratch(net.scratch_size());
+    ASSERT_EQ(forward_reference(net, z)[0], c.want) << c.what;
+    net.forward(z, y, scratch, Int8Kernel::scalar);
+    EXPECT_EQ(y[0], c.want) << c.what << " (scalar kernel)";
+    if (QuantizedNetwork::avx2_available()) {
+      net.forward(z, y, scratch, Int8Kernel::avx2);
+      EXPECT_EQ(y[0], c.want) << c.what << " (AVX2 kernel)";
+    }
+  }
 }
 
 TEST(QuantizedAccuracy, Int8CloseToFloatOnCalibrationInputs) {
