@@ -6,7 +6,8 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libfftw3-dev libsndfile1-dev libprotobuf-dev protobuf-compiler libspdlog-dev
-  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libboost-dev
+  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libboost-dev libmodbus-dev
+  python3-pymodbus mbpoll socat
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-scipy
 )

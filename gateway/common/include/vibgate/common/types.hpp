@@ -39,6 +39,7 @@ struct SampleBlock {
   AccelUnits units = AccelUnits::g;
   std::optional<double> shaft_hz;       // running speed when known
   Timestamp first_sample;               // time of samples[0]
+  bool gap_before = false;              // samples were lost between the previous block and this
   std::vector<float> samples;
 };
 
