@@ -10,3 +10,8 @@ vibgate_add_gtest(detector_test analytics/detector_test.cpp)
 vibgate_add_pytest(cli_errors cli/test_cli_errors.py)
 vibgate_add_ingest_gtest(serial_frame_test ingest/serial_frame_test.cpp)
 vibgate_add_ingest_gtest(serial_sensor_test ingest/serial_sensor_test.cpp)
+vibgate_add_pytest(sim_mbpoll sim/test_sim_mbpoll.py)
+set_tests_properties(sim_mbpoll PROPERTIES
+  ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_SIM=$<TARGET_FILE:vibgate-sim>" TIMEOUT 300)
+vibgate_add_gtest(sim_test sim/sim_test.cpp)
+target_link_libraries(sim_test PRIVATE vibgate_sim)
