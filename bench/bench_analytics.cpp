@@ -2,8 +2,9 @@
 // (docs/performance.md; bench/run.sh turns the JSON output into the ratios).
 //
 // Signal: analytics::MachineSynth at 25.6 kHz with an outer-race defect (every feature is
-// exercised), window 4096, hop 2048, shaft 29.95 Hz, bearing multiples 3.5848/5.4152/2.3567/0.39828.
-// Model: analytics::build_model with default TrainOptions (hidden 32,8,32) on 200 healthy windows.
+// exercised), window 4096, hop 2048, shaft 29.95 Hz, bearing multiples 3.5848 / 5.4152 / 2.3567 /
+// 0.39828. Model: analytics::build_model with default TrainOptions (hidden 32,8,32) on 200 healthy
+// windows.
 //
 //   BM_fft_transforms_only      the FFTW work one window needs with this configuration:
 //                               3 × RealFft(4096) + 1 × ComplexInverseFft(4096), nothing else
@@ -11,29 +12,40 @@
 //                               forward → score), cycling through 32 different windows
 //   BM_int8_inference[_scalar]  QuantizedNetwork::forward only (automatic = AVX2 when available)
 //   BM_float_inference          FloatNetwork::forward only
-//   BM_train_1h_25k6            feature extraction + build_model on 1 h of healthy 25.6 kHz data;
-//                               opt-in (VIBGATE_BENCH_TRAIN=1), counters features_s / train_s
+//   BM_train_1h_25k6/hop:H      feature extraction + build_model on 1 h of healthy 25.6 kHz data
+//                               (hop 1024/2048/4096: 89 997/44 999/22 500 windows); opt-in
+//                               (VIBGATE_BENCH_TRAIN=1), counters features_s / train_s (wall),
+//                               features_cpu_s / train_cpu_s (thread CPU time), model_ok
 //
 // Breakdown (not targets, for the analysis in docs/performance.md):
 //   BM_part_extract_only        FeatureExtractor::extract alone (no model)
 //   BM_part_real_fft / BM_part_complex_inverse_fft   one transform each
 //   BM_part_complex_abs_6k      6145 × std::abs(std::complex<float>) — what extract() spends on
 //                               the envelope magnitude (4096) and envelope spectrum (2049)
-//   BM_part_sqrt_magnitude_6k   the same magnitudes as sqrt(re² + im²)
+//   BM_part_sqrt_magnitude_6k   the same magnitudes as sqrt(re² + im²) (scalar: errno semantics)
+//   BM_part_sqrtps_magnitude_6k the same magnitudes with SSE sqrtps, 4 at a time
 //
 // All per-window benchmarks report microseconds per window (one window per iteration).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <complex>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <numbers>
+#include <ctime>
+#include <exception>
 #include <memory>
+#include <numbers>
 #include <span>
 #include <string>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "vibgate/analytics/detector.hpp"
 #include "vibgate/analytics/features.hpp"
@@ -149,7 +161,8 @@ void BM_fft_transforms_only(benchmark::State& state) {
   mean /= static_cast<double>(kN);
   std::vector<float> hann(kN);
   for (std::size_t i = 0; i < kN; ++i)
-    hann[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * std::numbers::pi * static_cast<double>(i) / kN));
+    hann[i] = static_cast<float>(
+        0.5 - 0.5 * std::cos(2 * std::numbers::pi * static_cast<double>(i) / kN));
   for (std::size_t i = 0; i < kN; ++i) {
     const auto c = static_cast<float>(x[i] - mean);
     raw.input()[i] = c;
@@ -167,7 +180,8 @@ void BM_fft_transforms_only(benchmark::State& state) {
     esum += envelope.input()[i];
   }
   const auto emean = static_cast<float>(esum / kN);
-  for (std::size_t i = 0; i < kN; ++i) envelope.input()[i] = (envelope.input()[i] - emean) * hann[i];
+  for (std::size_t i = 0; i < kN; ++i)
+    envelope.input()[i] = (envelope.input()[i] - emean) * hann[i];
 
   for (auto _ : state) {
     windowed.execute();
@@ -220,10 +234,14 @@ void int8_inference(benchmark::State& state, an::Int8Kernel kernel) {
   state.counters["avx2"] = an::QuantizedNetwork::avx2_available() ? 1 : 0;
 }
 
-void BM_int8_inference(benchmark::State& state) { int8_inference(state, an::Int8Kernel::automatic); }
+void BM_int8_inference(benchmark::State& state) {
+  int8_inference(state, an::Int8Kernel::automatic);
+}
 BENCHMARK(BM_int8_inference)->Unit(benchmark::kMicrosecond);
 
-void BM_int8_inference_scalar(benchmark::State& state) { int8_inference(state, an::Int8Kernel::scalar); }
+void BM_int8_inference_scalar(benchmark::State& state) {
+  int8_inference(state, an::Int8Kernel::scalar);
+}
 BENCHMARK(BM_int8_inference_scalar)->Unit(benchmark::kMicrosecond);
 
 void BM_float_inference(benchmark::State& state) {
@@ -245,9 +263,11 @@ BENCHMARK(BM_float_inference)->Unit(benchmark::kMicrosecond);
 // ---------------------------------------------------------------- 4. training on 1 h of data
 
 // Feature extraction + build_model on one hour of healthy 25.6 kHz synth data, windows of 4096
-// at hop `range(0)` (2048 = the default 50 % overlap: 45 000 windows; 4096 = no overlap:
-// 22 500 windows). The synthetic signal is generated in hop-sized blocks outside the measured
-// time (manual timing): only FeatureExtractor::extract + model_input and build_model count.
+// at hop `range(0)`: 2048 = 50 % overlap, floor((L − N)/hop) + 1 = 44 999 windows (the stated
+// requirement); 4096 = no overlap, 22 500 windows; 1024 = 75 % overlap, 89 997 windows (what
+// `vibgate train` uses by default, --train-overlap 0.75). The synthetic signal is generated in
+// hop-sized blocks outside the measured time (manual timing): only FeatureExtractor::extract +
+// model_input and build_model count.
 void BM_train_1h(benchmark::State& state) {
   const char* gate = std::getenv("VIBGATE_BENCH_TRAIN");
   if (gate == nullptr || std::string(gate) != "1") {
@@ -264,6 +284,12 @@ void BM_train_1h(benchmark::State& state) {
   const auto secs = [](clock::time_point a, clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
   };
+  // CPU time of this thread: on a shared machine wall time also counts time spent preempted.
+  const auto cpu_now = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
   for (auto _ : state) {
     an::MachineSynth gen(machine(an::DefectKind::none, 5));
     an::FeatureExtractor ex(cfg);
@@ -272,41 +298,61 @@ void BM_train_1h(benchmark::State& state) {
     gen.generate(buf);
     std::vector<std::vector<float>> rows;
     rows.reserve(windows);
-    double extract_s = 0;
+    double extract_s = 0, extract_cpu_s = 0;
     for (std::size_t w = 0; w < windows; ++w) {
       if (w > 0) {  // slide by hop: keep the last kN − hop samples, generate hop new ones
         std::copy(buf.begin() + static_cast<std::ptrdiff_t>(hop), buf.end(), buf.begin());
         gen.generate(std::span<float>(buf).subspan(kN - hop));
       }
       const auto t0 = clock::now();
+      const double c0 = cpu_now();
       ex.extract(buf, f);
       std::vector<float> row(ex.model_input_size());
       ex.model_input(f, row);
       rows.push_back(std::move(row));
+      extract_cpu_s += cpu_now() - c0;
       extract_s += secs(t0, clock::now());
     }
     an::TrainingSummary summary;
     summary.source = "bench synth healthy 1 h";
     summary.samples = total;
     const auto t1 = clock::now();
-    an::Model m = an::build_model(cfg, rows, an::TrainOptions{}, an::ThresholdRule{}, summary);
+    const double c1 = cpu_now();
+    // build_model can throw after training finished (e.g. when quantize() rejects the network);
+    // the time up to the exception is still reported, with model_ok = 0 and the message as label.
+    bool ok = true;
+    std::string error;
+    an::Model m;
+    try {
+      m = an::build_model(cfg, rows, an::TrainOptions{}, an::ThresholdRule{}, summary);
+    } catch (const std::exception& e) {
+      ok = false;
+      error = e.what();
+    }
     const double train_s = secs(t1, clock::now());
+    const double train_cpu_s = cpu_now() - c1;
     benchmark::DoNotOptimize(m.threshold_int8);
     state.SetIterationTime(extract_s + train_s);
     state.counters["features_s"] = extract_s;
     state.counters["train_s"] = train_s;
+    state.counters["features_cpu_s"] = extract_cpu_s;
+    state.counters["train_cpu_s"] = train_cpu_s;
     state.counters["windows"] = static_cast<double>(rows.size());
+    state.counters["model_ok"] = ok ? 1 : 0;
     state.counters["epochs"] = m.summary.epochs;
     state.counters["best_epoch"] = m.summary.best_epoch;
     state.counters["features_us_per_window"] = extract_s * 1e6 / static_cast<double>(rows.size());
+    if (!ok) state.SetLabel("build_model threw: " + error);
   }
 }
 BENCHMARK(BM_train_1h)
     ->Name("BM_train_1h_25k6")
+    ->Arg(1024)
     ->Arg(2048)
     ->Arg(4096)
     ->ArgName("hop")
     ->Iterations(1)
+    ->Repetitions(1)  // never repeated by --benchmark_repetitions: one run takes a minute
     ->UseManualTime()
     ->Unit(benchmark::kSecond);
 
@@ -382,6 +428,31 @@ void BM_part_sqrt_magnitude_6k(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_part_sqrt_magnitude_6k)->Unit(benchmark::kMicrosecond);
+
+#if defined(__SSE2__)
+// The same magnitudes 4 at a time with SSE sqrtps (baseline x86-64, no -ffast-math needed): what
+// the loops in features.cpp could cost if vectorized.
+void BM_part_sqrtps_magnitude_6k(benchmark::State& state) {
+  const auto z = magnitude_input();
+  std::vector<float> m(z.size());
+  const std::size_t n4 = z.size() / 4 * 4;
+  for (auto _ : state) {
+    const float* p = reinterpret_cast<const float*>(z.data());
+    for (std::size_t i = 0; i < n4; i += 4) {
+      const __m128 a = _mm_loadu_ps(p + 2 * i);      // re0 im0 re1 im1
+      const __m128 b = _mm_loadu_ps(p + 2 * i + 4);  // re2 im2 re3 im3
+      const __m128 re = _mm_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+      const __m128 im = _mm_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+      _mm_storeu_ps(&m[i], _mm_sqrt_ps(_mm_add_ps(_mm_mul_ps(re, re), _mm_mul_ps(im, im))));
+    }
+    for (std::size_t i = n4; i < z.size(); ++i)
+      m[i] = std::sqrt(z[i].real() * z[i].real() + z[i].imag() * z[i].imag());
+    benchmark::DoNotOptimize(m.data());
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_part_sqrtps_magnitude_6k)->Unit(benchmark::kMicrosecond);
+#endif
 
 }  // namespace
 

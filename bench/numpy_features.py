@@ -57,7 +57,7 @@ def features(x, fs):
     out["kurtosis"] = scipy.stats.kurtosis(x, fisher=False)
 
     w = scipy.signal.get_window("hann", n)          # periodic Hann (fftbins=True)
-    spec = np.fft.rfft(x * w)
+    spec = np.fft.rfft(c * w)                       # spectrum of the mean-removed window
     freqs = np.fft.rfftfreq(n, 1.0 / fs)
     mag = np.abs(spec)
     amp = 2 * mag / w.sum()
@@ -74,7 +74,7 @@ def features(x, fs):
     k = k0 + np.argmax(mag[k0:])
     out["dominant_hz"], out["dominant_amplitude"] = freqs[k], amp[k]
 
-    edges = np.geomspace(f_lo, fs / 2, N_BANDS + 1)
+    edges = np.geomspace(max(10.0, 16 * fs / n), fs / 2, N_BANDS + 1)   # lowest band >= 16 df
     edges[-1] = np.nextafter(fs / 2, np.inf)        # last band includes Nyquist
     idx = np.searchsorted(edges, freqs, side="right") - 1
     for i in range(N_BANDS):
@@ -88,7 +88,7 @@ def features(x, fs):
     for h in (1, 2, 3):
         out[f"shaft_{h}x"] = peak_near(amp, h * SHAFT_HZ)
 
-    X = np.fft.rfft(x)
+    X = np.fft.rfft(c)
     X[(freqs < fs / 12) | (freqs > fs / 4)] = 0
     env = np.abs(scipy.signal.hilbert(np.fft.irfft(X, n)))
     env_amp = 2 * np.abs(np.fft.rfft((env - env.mean()) * w)) / w.sum()

@@ -38,7 +38,8 @@ double decode_tag(const TagConfig& tag, const ReadBlock& block, std::span<const 
 
 // Raw value of `type` from its registers in the given order (exposed for tests and the simulator).
 double decode_registers(std::span<const std::uint16_t> regs, ValueType type, WordOrder order);
-// Inverse of decode_registers for the simulator and tests (value converted to the type first).
+// Inverse of decode_registers for the simulator and tests (value converted to the type first,
+// saturating at the type's range; NaN encodes as 0 for integer types).
 std::vector<std::uint16_t> encode_registers(double value, ValueType type, WordOrder order);
 
 }  // namespace vibgate::ingest
