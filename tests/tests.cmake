@@ -8,6 +8,15 @@ target_link_libraries(model_file_test PRIVATE protobuf::libprotobuf)
 vibgate_add_gtest(features_test analytics/features_test.cpp)
 vibgate_add_gtest(detector_test analytics/detector_test.cpp)
 vibgate_add_pytest(cli_errors cli/test_cli_errors.py)
+vibgate_add_ingest_gtest(tags_test ingest/tags_test.cpp)
+vibgate_add_ingest_gtest(config_test ingest/config_test.cpp)
+# Modbus poller against real peers (pymodbus TCP/RTU servers, socat ptys, fake slaves).
+add_executable(poll_driver ingest/poll_driver.cpp)
+target_link_libraries(poll_driver PRIVATE vibgate::ingest vibgate_build_flags)
+vibgate_add_pytest(poller_peers ingest/test_poller_peers.py)
+set_tests_properties(poller_peers PROPERTIES
+  ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_POLL_DRIVER=$<TARGET_FILE:poll_driver>"
+  RUN_SERIAL TRUE TIMEOUT 300)
 vibgate_add_ingest_gtest(serial_frame_test ingest/serial_frame_test.cpp)
 vibgate_add_ingest_gtest(serial_sensor_test ingest/serial_sensor_test.cpp)
 vibgate_add_pytest(sim_mbpoll sim/test_sim_mbpoll.py)

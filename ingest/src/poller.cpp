@@ -239,6 +239,11 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
     return err;
   }
 
+  // The last request failed without a Modbus exception: connection down (TCP closes the link) or,
+  // on a serial line that stays open, a timeout or garbled reply — after all retries. Reading the
+  // device's other blocks would only hold the shared bus for another timeout each.
+  static bool no_answer(const detail::ModbusLink& link) { return !link.connected() || !link.last_was_exception(); }
+
   PollResult execute(Device& d, Clock::time_point due, std::vector<WaveState>& waves) {
     PollResult r;
     r.due = due;
@@ -256,12 +261,12 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
                     : link.read_registers(unit, b.reg, b.address, b.count, out.regs, timeout);
       });
       out.ok = err.empty();
-      if (!out.ok && !link.connected()) unreachable = true;  // no point in the other blocks
+      if (!out.ok && no_answer(link)) unreachable = true;  // no point in the other blocks
     }
     r.waves.resize(d.cfg.waveforms.size());
     for (std::size_t i = 0; i < d.cfg.waveforms.size() && !unreachable; ++i) {
       read_wave(d, r, d.cfg.waveforms[i], waves[i], r.waves[i], timeout);
-      if (!r.waves[i].ok && !link.connected()) unreachable = true;
+      if (!r.waves[i].ok && no_answer(link)) unreachable = true;
     }
     r.finished = Clock::now();
     r.stamp = now_stamp();
@@ -349,7 +354,9 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
       jitter_ms.push_back(std::chrono::duration<double, std::milli>(r.first_sent - r.due).count());
     }
     const bool any_ok = r.rtt_count > 0;
-    const bool all_ok = r.errors == 0 && r.last_error.empty();
+    // Every request succeeded, possibly on a retry (failed attempts count in request_errors only):
+    // "degraded" always comes with the error that caused it.
+    const bool all_ok = r.last_error.empty();
     if (all_ok) {
       h.state = DeviceState::online;
       h.last_error.clear();
@@ -369,6 +376,15 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
       h.state = DeviceState::offline;
     }
     if (any_ok) h.last_ok_wall_ns = r.stamp.wall_ns;
+    // Reachable again while the timer still waits out the reconnect backoff (armed when this poll
+    // started): back on the poll grid now, not one whole backoff — up to backoff_max_ms — later.
+    if (before == DeviceState::offline && h.state != DeviceState::offline) {
+      const auto next = std::max(r.due + milliseconds(d.cfg.poll_interval_ms), Clock::now());
+      if (d.next_due > next) {
+        d.next_due = next;
+        arm(d);
+      }
+    }
 
     if (cb.on_tags && !d.plan.empty()) {
       std::vector<TagSample> values;
