@@ -7,7 +7,8 @@
 // windows.
 //
 //   BM_fft_transforms_only      the FFTW work one window needs with this configuration:
-//                               3 × RealFft(4096) + 1 × ComplexInverseFft(4096), nothing else
+//                               2 × RealFft(4096) + ComplexInverseFft(M) + RealFft(M), M = 2048
+//                               (the decimated envelope, docs/features.md), nothing else
 //   BM_features_and_int8_score  Scorer::score (features → model input → standardize → int8
 //                               forward → score), cycling through 32 different windows
 //   BM_int8_inference[_scalar]  QuantizedNetwork::forward only (automatic = AVX2 when available)
@@ -153,8 +154,13 @@ const std::vector<std::vector<float>>& standardized_inputs() {
 // (FFTW_PRESERVE_INPUT is the default for them), so the data stay realistic across iterations.
 void BM_fft_transforms_only(benchmark::State& state) {
   const an::FeatureConfig cfg = bench_config();
-  an::RealFft windowed(kN), raw(kN), envelope(kN);
-  an::ComplexInverseFft analytic(kN);
+  const double df = kFs / kN;
+  const auto lo = static_cast<std::size_t>(std::ceil(cfg.resolved_envelope_lo_hz() / df - 1e-9));
+  const auto hi = static_cast<std::size_t>(std::floor(cfg.resolved_envelope_hi_hz() / df + 1e-9));
+  std::size_t m = 64;  // the decimated envelope length features.cpp uses
+  while (m < 2 * (hi - lo + 1) && m < kN) m *= 2;
+  an::RealFft windowed(kN), raw(kN), envelope(m);
+  an::ComplexInverseFft analytic(m);
   const std::span<const float> x = window_at(defect_signal(), 0);
   double mean = 0;
   for (float v : x) mean += v;
@@ -169,19 +175,17 @@ void BM_fft_transforms_only(benchmark::State& state) {
     windowed.input()[i] = c * hann[i];
   }
   raw.execute();
-  const double df = kFs / kN;
-  const auto lo = static_cast<std::size_t>(std::ceil(cfg.resolved_envelope_lo_hz() / df - 1e-9));
-  const auto hi = static_cast<std::size_t>(std::floor(cfg.resolved_envelope_hi_hz() / df + 1e-9));
-  for (std::size_t k = lo; k <= hi; ++k) analytic.input()[k] = 2.0f * raw.output()[k];
+  for (std::size_t k = lo; k <= hi; ++k) analytic.input()[k - lo] = 2.0f * raw.output()[k];
   analytic.execute();
   double esum = 0;
-  for (std::size_t i = 0; i < kN; ++i) {
+  for (std::size_t i = 0; i < m; ++i) {
     envelope.input()[i] = std::abs(analytic.output()[i]) / static_cast<float>(kN);
     esum += envelope.input()[i];
   }
-  const auto emean = static_cast<float>(esum / kN);
-  for (std::size_t i = 0; i < kN; ++i)
-    envelope.input()[i] = (envelope.input()[i] - emean) * hann[i];
+  const auto emean = static_cast<float>(esum / static_cast<double>(m));
+  for (std::size_t i = 0; i < m; ++i)
+    envelope.input()[i] = (envelope.input()[i] - emean) *
+        static_cast<float>(0.5 - 0.5 * std::cos(2 * std::numbers::pi * static_cast<double>(i) / static_cast<double>(m)));
 
   for (auto _ : state) {
     windowed.execute();

@@ -299,8 +299,16 @@ def window_features(x, fs, cfg):
         env_lo = cfg["env_lo"] if cfg["env_lo"] is not None else fs / 12.0
         env_hi = cfg["env_hi"] if cfg["env_hi"] is not None else fs / 4.0
         env = envelope(c, fs, env_lo, env_hi)
-        e = env - env.mean()
-        env_amp = 2.0 * np.abs(np.fft.rfft(e * periodic_hann(n))) / sum_w
+        # Decimated envelope: every D-th sample, D = N/M, M the smallest power of two >= 2B
+        # (at least 64, at most N) for the B bins of the envelope band.
+        band = np.nonzero((f >= env_lo - 1e-9 * df) & (f <= env_hi + 1e-9 * df) & (np.arange(f.size) >= 1)
+                          & (np.arange(f.size) <= n // 2 - 1))[0]
+        m = 64
+        while m < 2 * band.size and m < n:
+            m *= 2
+        env_d = env[::n // m]
+        e = env_d - env_d.mean()
+        env_amp = 2.0 * np.abs(np.fft.rfft(e * periodic_hann(m))) / (m / 2.0)
         for d in DEFECTS:
             f_def = cfg["bearing_multiples"][d] * fr
             for h in range(1, int(cfg["harmonics"]) + 1):

@@ -56,7 +56,8 @@ class FeatureExtractor {
 
   // Single-sided windowed amplitude spectrum of the last extract() (N/2+1 bins, input units).
   std::span<const float> amplitude_spectrum() const { return amplitude_; }
-  // Envelope amplitude spectrum of the last extract() (empty without a bearing).
+  // Envelope amplitude spectrum of the last extract(): M/2+1 bins of width fs/N, M the decimated
+  // envelope length (docs/features.md); empty without a bearing.
   std::span<const float> envelope_spectrum() const { return env_amplitude_; }
 
  private:
@@ -71,11 +72,14 @@ class FeatureExtractor {
   std::unique_ptr<ComplexInverseFft> analytic_;
   std::unique_ptr<RealFft> env_fft_;
   std::vector<std::size_t> band_first_bin_;   // B+1 bin boundaries
-  std::vector<double> vel_weight_;            // per bin (c/(2πf))² inside the velocity band, else 0
+  std::vector<float> vel_weight_f_;          // per bin (c/(2πf))²/vel_scale_ in the velocity band, else 0
+  double vel_scale_ = 1;
   std::vector<float> hann_;
   std::vector<float> amplitude_;              // A_k
   std::vector<float> power_;                  // |Xw[k]|²
-  std::vector<float> env_amplitude_;
+  std::vector<float> env_amplitude_;          // M/2+1 bins of width df
+  std::vector<float> env_hann_;
+  std::size_t env_m_ = 0;                     // decimated envelope length
   std::size_t env_lo_bin_ = 0, env_hi_bin_ = 0;
   std::size_t dominant_first_bin_ = 1;
   std::array<double, 3> iso_bounds_{};
