@@ -446,9 +446,14 @@ ModbusPoller::ModbusPoller(boost::asio::io_context& loop, IngestConfig cfg, Inge
 ModbusPoller::~ModbusPoller() { stop(); }
 
 void ModbusPoller::start() {
+  // First polls are staggered across each device's interval (device i of n starts i/n of an
+  // interval late), so n devices on one schedule do not all wake their workers — and hit a shared
+  // network or CPU — in the same millisecond. The schedules stay absolute from there on.
   const auto now = Clock::now();
-  for (auto& d : impl_->devices) {
-    d->next_due = now;
+  const auto n = static_cast<std::int64_t>(impl_->devices.size());
+  for (std::int64_t i = 0; i < n; ++i) {
+    auto& d = impl_->devices[static_cast<std::size_t>(i)];
+    d->next_due = now + milliseconds(d->cfg.poll_interval_ms) * i / n;
     impl_->arm(*d);
   }
 }

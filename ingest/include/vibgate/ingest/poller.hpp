@@ -54,7 +54,8 @@ class ModbusPoller {
   ModbusPoller(const ModbusPoller&) = delete;
   ModbusPoller& operator=(const ModbusPoller&) = delete;
 
-  void start();  // arms every device's timer; first polls are due immediately. Thread: loop.
+  // Arms every device's timer; first polls are staggered over one interval. Thread: loop.
+  void start();
   // Cancels timers and joins the bus workers (an in-flight request ends within its timeout).
   // Thread: any but the workers; pending results are dropped.
   void stop();
