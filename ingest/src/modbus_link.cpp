@@ -76,7 +76,10 @@ std::string ModbusLink::ensure_connected(std::chrono::milliseconds timeout) {
 }
 
 std::string ModbusLink::prepare(int unit, std::chrono::milliseconds timeout) {
+  last_sent_ = false;
+  last_exception_ = false;
   if (std::string e = ensure_connected(timeout); !e.empty()) return e;
+  last_sent_ = true;  // from here on the request goes out
   modbus_set_slave(M(ctx_), unit);
   set_timeout(M(ctx_), timeout);
   return {};

@@ -42,6 +42,8 @@ class ModbusLink {
   const std::string& description() const { return description_; }
   // True when the last failed request was answered with a Modbus exception (the device is there).
   bool last_was_exception() const { return last_exception_; }
+  // False when the last call failed before its request went out (the connection could not be made).
+  bool last_request_sent() const { return last_sent_; }
 
  private:
   ModbusLink(void* ctx, std::string description, bool rtu);
@@ -53,6 +55,7 @@ class ModbusLink {
   bool rtu_ = false;
   bool connected_ = false;
   bool last_exception_ = false;
+  bool last_sent_ = false;
 };
 
 }  // namespace vibgate::ingest::detail

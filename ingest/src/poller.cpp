@@ -222,17 +222,18 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
       err = op();
       const auto t1 = Clock::now();
       bus.last_end = t1;
-      ++r.requests;
       const auto [sent, received] = frame_bytes(bus.rtu, bits, count);
-      if (err.empty()) {
+      if (bus.link.last_request_sent()) {  // a failed connect sends nothing and is no request
+        ++r.requests;
         r.bytes_sent += sent;
+      }
+      if (err.empty()) {
         r.bytes_received += received;
         r.rtt_sum_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
         ++r.rtt_count;
         return {};
       }
       ++r.errors;
-      if (bus.link.connected()) r.bytes_sent += sent;  // the request went out
       if (bus.link.last_was_exception()) break;  // an answer: retrying cannot change it
     }
     r.last_error = d.cfg.name + ": " + err;

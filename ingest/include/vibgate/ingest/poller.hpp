@@ -29,6 +29,7 @@ struct DeviceHealth {
   std::uint32_t consecutive_failures = 0; // polls in a row with no successful request
   double rtt_ms_last = 0, rtt_ms_avg = 0; // request round trip (EWMA, α = 0.1)
   std::uint64_t polls = 0, poll_failures = 0, overruns = 0;
+  // requests: requests sent; request_errors: failed attempts, failed connects included.
   std::uint64_t requests = 0, request_errors = 0, bytes_sent = 0, bytes_received = 0;
   std::uint64_t waveform_blocks = 0, waveform_gaps = 0, waveform_torn = 0;
   std::int64_t last_ok_wall_ns = 0;
