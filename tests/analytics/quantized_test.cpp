@@ -494,6 +494,140 @@ TEST(QuantizedAccuracy, QuantizeRejectsUncalibratedNetwork) {
   }
 }
 
+// Regression: with many optimizer steps dead ReLU units end with denormal incoming weights
+// (max|w| ≈ 1e-34 … 1e-41). quantize() used to give such a row the scale max|w|/127, whose
+// requantization multiplier needs shift > 31, and the constructor threw "int8 layer 0:
+// requantization parameters out of range" after training had finished. Negligible rows are now
+// zero rows with a nominal scale; the network quantizes and runs, and agrees with the float path.
+TEST(QuantizedAccuracy, DenormalWeightRowsQuantizeAsZeroRows) {
+  const std::size_t d = 12, h = 6;
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  std::vector<DenseLayer> layers(2);
+  layers[0] = {d, h, std::vector<float>(d * h), std::vector<float>(h), true};
+  layers[1] = {h, d, std::vector<float>(h * d), std::vector<float>(d), false};
+  for (auto& L : layers) {
+    for (auto& w : L.weights) w = u(rng);
+    for (auto& b : L.bias) b = 0.1f * u(rng);
+  }
+  const float denormal = std::numeric_limits<float>::denorm_min() * 1000;  // ≈ 1.4e-42
+  ASSERT_LT(denormal, std::numeric_limits<float>::min());
+  for (std::size_t i = 0; i < d; ++i) {
+    layers[0].weights[1 * d + i] = (i % 2 ? -1 : 1) * denormal * static_cast<float>(i + 1);  // row 1: denormal
+    layers[0].weights[3 * d + i] = 1e-20f * static_cast<float>(i);                            // row 3: tiny
+    layers[0].weights[4 * d + i] = 0.f;                                                       // row 4: exactly zero
+  }
+  layers[0].bias[1] = 0.25f;  // a live bias on the dead-weight row: its output is the bias alone
+  for (std::size_t j = 0; j < d; ++j) layers[1].weights[j * h + 5] = -denormal;  // a denormal column too
+  FloatNetwork net(layers);
+  std::vector<std::vector<float>> rows(300, std::vector<float>(d));
+  for (auto& r : rows)
+    for (auto& x : r) x = 4 * u(rng);
+  net.calibrate(rows, 0.1f);
+
+  QuantizedNetwork q;
+  ASSERT_NO_THROW(q = quantize(net));
+  const auto& L0 = q.layers()[0];
+  for (std::size_t j : {std::size_t{1}, std::size_t{3}, std::size_t{4}}) {
+    for (std::size_t i = 0; i < L0.in_padded; ++i) EXPECT_EQ(L0.weights[j * L0.in_padded + i], 0) << "row " << j;
+    EXPECT_GT(L0.weight_scale[j], 0.f);
+    EXPECT_GE(L0.multiplier[j], 1 << 30);
+    EXPECT_GE(L0.shift[j], -30);
+    EXPECT_LE(L0.shift[j], 31);
+  }
+  // The live rows are quantized as documented (largest |w| → ±127).
+  for (std::size_t j : {std::size_t{0}, std::size_t{2}, std::size_t{5}}) {
+    int qmax = 0;
+    for (std::size_t i = 0; i < L0.in; ++i) qmax = std::max(qmax, std::abs(static_cast<int>(L0.weights[j * L0.in_padded + i])));
+    EXPECT_EQ(qmax, 127) << "row " << j;
+  }
+
+  std::vector<std::int8_t> s(q.scratch_size());
+  std::vector<float> yf(d), ys(d), yv(d), fs(2 * net.max_width());
+  const float step = (net.layers().back().out_hi - net.layers().back().out_lo) / 255.f;
+  double max_diff = 0;
+  for (const auto& z : rows) {
+    net.forward(z, yf, fs);
+    q.forward(z, ys, s, Int8Kernel::scalar);
+    const auto want = forward_reference(q, z);
+    for (std::size_t k = 0; k < d; ++k) {
+      EXPECT_EQ(ys[k], want[k]);
+      max_diff = std::max(max_diff, std::abs(static_cast<double>(ys[k]) - yf[k]));
+    }
+    if (QuantizedNetwork::avx2_available()) {
+      q.forward(z, yv, s, Int8Kernel::avx2);
+      for (std::size_t k = 0; k < d; ++k) EXPECT_EQ(std::bit_cast<std::uint32_t>(ys[k]), std::bit_cast<std::uint32_t>(yv[k]));
+    }
+  }
+  EXPECT_LT(max_diff, 4.0 * step);
+}
+
+// The AVX2 kernel accumulates in int32 lanes when every |dot + bias_eff| provably fits, and
+// otherwise adds bias_eff in 64 bits per lane. Both must match the scalar kernel and the
+// reference: here one layer has biases near the int32 limits (64-bit path), the others do not.
+TEST(QuantizedKernels, WideBiasLayerMatchesReference) {
+  auto net_layers = random_network(23, {37, 20, 9, 37}).layers();
+  std::mt19937_64 rng(8);
+  for (std::size_t j = 0; j < net_layers[1].out; ++j)
+    net_layers[1].bias[j] = (j % 2 ? 1 : -1) * (std::numeric_limits<std::int32_t>::max() - static_cast<std::int32_t>(rng() % 3000000));
+  net_layers[1].bias[0] = std::numeric_limits<std::int32_t>::max();  // |bias| + 128·Σ|w| > 2^31 − 1
+  net_layers[1].bias[1] = std::numeric_limits<std::int32_t>::min();
+  for (std::size_t j = 0; j < net_layers[1].out; ++j) net_layers[1].shift[j] = 22 + static_cast<std::int32_t>(j % 9);
+  const QuantizedNetwork net(net_layers);
+  std::vector<std::int8_t> s(net.scratch_size());
+  std::vector<float> ys(net.output_size()), yv(net.output_size());
+  std::normal_distribution<float> g(0.f, 3.f);
+  std::size_t bad_ref = 0, bad_avx = 0;
+  for (int n = 0; n < 2000; ++n) {
+    std::vector<float> z(net.input_size());
+    for (auto& x : z) x = g(rng);
+    net.forward(z, ys, s, Int8Kernel::scalar);
+    const auto want = forward_reference(net, z);
+    for (std::size_t k = 0; k < ys.size(); ++k) bad_ref += ys[k] != want[k];
+    if (QuantizedNetwork::avx2_available()) {
+      net.forward(z, yv, s, Int8Kernel::avx2);
+      for (std::size_t k = 0; k < ys.size(); ++k) bad_avx += std::bit_cast<std::uint32_t>(ys[k]) != std::bit_cast<std::uint32_t>(yv[k]);
+    }
+  }
+  EXPECT_EQ(bad_ref, 0u);
+  EXPECT_EQ(bad_avx, 0u);
+}
+
+TEST(QuantizedKernels, ForwardRejectsTooSmallScratch) {
+  const auto net = random_network(3, {10, 4, 10});
+  std::vector<float> z(10, 0.f), y(10);
+  std::vector<std::int8_t> s(net.scratch_size() - 1);
+  EXPECT_THROW(net.forward(z, y, s), std::invalid_argument);
+}
+
+// The training time is bounded by a budget of sample passes (large data sets run fewer epochs,
+// small ones still max_epochs); this is what lets one hour of data train in seconds and also
+// keeps dead units from being pushed to denormal weights for hundreds of epochs.
+TEST(TrainingBudget, LimitsEpochsByTrainingSamplePasses) {
+  const auto rows = synthetic_rows(400, 20, 11);  // 320 training rows, 80 validation rows
+  TrainOptions opt;
+  opt.patience = 1000;  // only the limits stop training here
+  opt.sample_budget = 5 * 320 - 10;  // ceil(1590 / 320) = 5 epochs
+  const auto a = train_autoencoder(rows, opt);
+  EXPECT_EQ(a.stats.train_count, 320u);
+  EXPECT_EQ(a.stats.epoch_limit, 5u);
+  EXPECT_EQ(a.stats.epochs, 5u);
+  opt.sample_budget = 0;  // no budget: max_epochs
+  opt.max_epochs = 7;
+  const auto b = train_autoencoder(rows, opt);
+  EXPECT_EQ(b.stats.epoch_limit, 7u);
+  EXPECT_EQ(b.stats.epochs, 7u);
+  opt.sample_budget = 1;  // at least one epoch
+  EXPECT_EQ(train_autoencoder(rows, opt).stats.epochs, 1u);
+  // The default budget leaves small data sets at max_epochs.
+  EXPECT_EQ(train_autoencoder(rows, TrainOptions{}).stats.epoch_limit, TrainOptions{}.max_epochs);
+  // Deterministic: the same seed gives the same weights and losses.
+  opt.sample_budget = 0;
+  const auto c = train_autoencoder(rows, opt);
+  EXPECT_EQ(c.network.layers()[0].weights, b.network.layers()[0].weights);
+  EXPECT_EQ(c.stats.validation_loss, b.stats.validation_loss);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Constructor validation.
 
@@ -551,6 +685,9 @@ TEST(QuantizedNetworkCtor, RejectsBadDimensions) {
   L = valid_layer(10, 4);
   L.in_padded = 64;  // a multiple of 32 but not the padded size of 10
   expect_rejected({L}, "int8 layer 0: bad dimensions");
+  L = valid_layer(4097, 4);  // wider than kMaxLayerInput: accumulators could reach 2^32
+  expect_rejected({L}, "int8 layer 0: bad dimensions");
+  EXPECT_NO_THROW(QuantizedNetwork({valid_layer(4096, 4)}));
 }
 
 TEST(QuantizedNetworkCtor, RejectsArraySizeMismatches) {

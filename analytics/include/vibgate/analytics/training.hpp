@@ -1,8 +1,11 @@
 // vibgate/analytics/training.hpp — training the float autoencoder on healthy feature vectors.
 //
 // Deterministic for a given seed on any platform: the random numbers come from std::mt19937_64
-// (fully specified by the standard) converted by our own code, not std:: distributions. Adam,
-// mini-batches, a validation split and early stopping that restores the best weights.
+// (fully specified by the standard) converted by our own code, not std:: distributions, and the
+// float arithmetic is element-wise in a fixed order (the SIMD paths compute exactly what the scalar
+// order would, no FMA, no reassociation), so the AVX2 and baseline builds give identical models.
+// Adam, mini-batches, a validation split, a budget of sample passes and early stopping that
+// restores the best weights.
 #pragma once
 
 #include <cstddef>
@@ -19,7 +22,12 @@ struct TrainOptions {
   double learning_rate = 1e-3;
   std::size_t batch_size = 32;
   std::size_t max_epochs = 300;
-  std::size_t patience = 30;           // epochs without validation improvement before stopping
+  // Training-sample passes (epochs × training windows) allowed: the epoch limit is
+  // min(max_epochs, ceil(sample_budget / training windows)), at least 1, so the training time is
+  // bounded on large data sets while small ones still get max_epochs. 0: no budget.
+  std::size_t sample_budget = 5'000'000;
+  std::size_t patience = 30;           // epochs without a significant validation improvement
+  double min_improvement = 1e-3;       // relative validation-loss decrease that counts as one
   double validation_fraction = 0.2;
   double min_std = 0.02;               // floor of the per-feature standard deviation
   double weight_decay = 1e-4;          // L2 on weights, keeps the tiny net smooth
@@ -27,6 +35,7 @@ struct TrainOptions {
 
 struct TrainStats {
   std::size_t epochs = 0, best_epoch = 0;
+  std::size_t epoch_limit = 0;  // min(max_epochs, budget epochs)
   std::size_t train_count = 0, validation_count = 0;
   double train_loss = 0, validation_loss = 0;
 };
