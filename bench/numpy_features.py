@@ -89,9 +89,15 @@ def features(x, fs):
         out[f"shaft_{h}x"] = peak_near(amp, h * SHAFT_HZ)
 
     X = np.fft.rfft(c)
-    X[(freqs < fs / 12) | (freqs > fs / 4)] = 0
+    keep = (freqs >= fs / 12) & (freqs <= fs / 4)
+    X[~keep] = 0
     env = np.abs(scipy.signal.hilbert(np.fft.irfft(X, n)))
-    env_amp = 2 * np.abs(np.fft.rfft((env - env.mean()) * w)) / w.sum()
+    m = 64  # decimated envelope, docs/features.md
+    while m < 2 * keep.sum() and m < n:
+        m *= 2
+    env_d = env[::n // m]
+    w_m = scipy.signal.get_window("hann", m)
+    env_amp = 2 * np.abs(np.fft.rfft((env_d - env_d.mean()) * w_m)) / w_m.sum()
     for name, m in MULT.items():
         for h in (1, 2, 3):
             out[f"env_{name}_{h}"] = peak_near(env_amp, h * m * SHAFT_HZ)
