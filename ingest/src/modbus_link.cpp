@@ -91,7 +91,8 @@ std::string ModbusLink::failure(const char* what) {
   // Modbus exceptions (the device answered) keep the connection; anything else — timeout, reset,
   // CRC error, bad frame — may leave stale bytes in flight, so start over on a fresh connection.
   last_exception_ = err >= EMBXILFUN && err <= EMBXGTAR;
-  if (!last_exception_) {
+  if (err == EMBMDATA) last_sent_ = false;  // refused by libmodbus before sending: link is fine
+  if (!last_exception_ && err != EMBMDATA) {
     if (rtu_) modbus_flush(M(ctx_));
     else close();
   }

@@ -425,7 +425,9 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
   void submit_write(const std::string& device, std::function<std::string(Device&)> op, WriteDone done) {
     Device* d = find(device);
     if (!d) {
-      boost::asio::post(loop, [done, device] { done("unknown device '" + device + "'"); });
+      boost::asio::post(loop, [self = shared_from_this(), done, device] {
+        if (!self->stopping) done("unknown device '" + device + "'");
+      });
       return;
     }
     boost::asio::post(d->bus->worker, [self = shared_from_this(), d, op = std::move(op), done = std::move(done)] {

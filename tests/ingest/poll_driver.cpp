@@ -5,9 +5,16 @@
 // one by one: every TagSample ("tag"), every SampleBlock ("block": summary and the monotonic time
 // of the callback; with --samples the samples too), every health change ("health"); then the
 // final health of each device ("final"), the poll jitter ("jitter", take_jitter_ms: all devices
-// together) and "done".
+// together) and "done" (with the number of writes whose done() never ran).
 //
-//   poll_driver CONFIG.toml SECONDS [--samples]
+//   poll_driver CONFIG.toml SECONDS [--samples] [--write DEVICE:KIND:ADDRESS:V1[,V2...]]...
+//
+// --write (repeatable): a write issued once, right after start(), in command-line order — before
+// the first poll reaches the bus worker. KIND: coil (FC 5, one value 0|1), register (FC 6, one
+// value 0…65535), coils (FC 15, values 0|1), registers (FC 16, values 0…65535); numbers in decimal
+// or 0x hex. DEVICE may contain ':' (the fields are split from the right). When its done() runs it
+// prints {"ev":"write","index":i,"device":...,"op":KIND,"fc":N,"address":A,"values":[...],
+// "error":"..."} ("" = ok; index: position among the --write options, from 0).
 //
 // Exit status: 0 after a run, 2 for a bad command line or configuration (message on stderr).
 #include <algorithm>
@@ -15,11 +22,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -97,19 +107,98 @@ double percentile(const std::vector<double>& sorted, double q) {
   return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
 }
 
+struct WriteOp {
+  std::string device, op;  // op: coil | register | coils | registers
+  int fc = 0;
+  std::uint16_t address = 0;
+  std::vector<std::uint16_t> values;
+};
+
+// A whole decimal or 0x-hex number within [0, max], or nothing.
+std::optional<std::uint32_t> parse_uint(std::string_view s, std::uint32_t max) {
+  if (s.empty() || s.size() > 10 || s.front() == '-' || s.front() == '+') return std::nullopt;
+  const std::string str(s);
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long v = std::strtoul(str.c_str(), &end, 0);
+  if (errno != 0 || end != str.c_str() + str.size() || v > max) return std::nullopt;
+  return static_cast<std::uint32_t>(v);
+}
+
+// DEVICE:KIND:ADDRESS:V1[,V2...] → WriteOp, or an error message.
+std::optional<WriteOp> parse_write(std::string_view spec, std::string& error) {
+  const auto c3 = spec.rfind(':');
+  const auto c2 = c3 == std::string_view::npos || c3 == 0 ? std::string_view::npos : spec.rfind(':', c3 - 1);
+  const auto c1 = c2 == std::string_view::npos || c2 == 0 ? std::string_view::npos : spec.rfind(':', c2 - 1);
+  if (c1 == std::string_view::npos || c1 == 0) {
+    error = "expected DEVICE:KIND:ADDRESS:V1[,V2...]";
+    return std::nullopt;
+  }
+  WriteOp w;
+  w.device = std::string(spec.substr(0, c1));
+  w.op = std::string(spec.substr(c1 + 1, c2 - c1 - 1));
+  const bool bits = w.op == "coil" || w.op == "coils";
+  const bool single = w.op == "coil" || w.op == "register";
+  if (w.op == "coil") w.fc = 5;
+  else if (w.op == "register") w.fc = 6;
+  else if (w.op == "coils") w.fc = 15;
+  else if (w.op == "registers") w.fc = 16;
+  else {
+    error = "KIND '" + w.op + "' is not one of coil, register, coils, registers";
+    return std::nullopt;
+  }
+  const auto addr = parse_uint(spec.substr(c2 + 1, c3 - c2 - 1), 65535);
+  if (!addr) {
+    error = "ADDRESS must be 0…65535";
+    return std::nullopt;
+  }
+  w.address = static_cast<std::uint16_t>(*addr);
+  std::string_view rest = spec.substr(c3 + 1);
+  while (true) {
+    const auto comma = rest.find(',');
+    const auto v = parse_uint(rest.substr(0, comma), bits ? 1 : 65535);
+    if (!v) {
+      error = bits ? "coil values must be 0 or 1" : "register values must be 0…65535";
+      return std::nullopt;
+    }
+    w.values.push_back(static_cast<std::uint16_t>(*v));
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  if (single && w.values.size() != 1) {
+    error = "KIND " + w.op + " takes exactly one value";
+    return std::nullopt;
+  }
+  return w;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s CONFIG.toml SECONDS [--samples]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s CONFIG.toml SECONDS [--samples] [--write DEVICE:KIND:ADDRESS:V1[,V2...]]...\n",
+                 argv[0]);
     return 2;
   }
   const std::string path = argv[1];
   const double seconds = std::atof(argv[2]);
   bool full_samples = false;
+  std::vector<WriteOp> writes;
   for (int i = 3; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--samples") {
       full_samples = true;
+    } else if (std::string_view(argv[i]) == "--write") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "--write needs DEVICE:KIND:ADDRESS:V1[,V2...]\n");
+        return 2;
+      }
+      std::string error;
+      auto w = parse_write(argv[++i], error);
+      if (!w) {
+        std::fprintf(stderr, "--write %s: %s\n", argv[i], error.c_str());
+        return 2;
+      }
+      writes.push_back(std::move(*w));
     } else {
       std::fprintf(stderr, "unknown option %s\n", argv[i]);
       return 2;
@@ -198,6 +287,30 @@ int main(int argc, char** argv) {
 
   emit("{\"ev\":\"start\",\"devices\":[" + device_list + "],\"seconds\":" + json_number(seconds) + "}");
   poller.start();
+  // The writes, in order, before the loop runs: each reaches its bus worker before any poll does.
+  std::size_t writes_pending = writes.size();
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    const WriteOp& w = writes[i];
+    auto done = [&, i](const std::string& error) {
+      const WriteOp& op = writes[i];
+      std::string values;
+      for (std::size_t k = 0; k < op.values.size(); ++k) values += (k ? "," : "") + std::to_string(op.values[k]);
+      emit("{\"ev\":\"write\",\"t_ms\":" + t_ms() + ",\"index\":" + std::to_string(i) + ",\"device\":" +
+           json_string(op.device) + ",\"op\":" + json_string(op.op) + ",\"fc\":" + std::to_string(op.fc) +
+           ",\"address\":" + std::to_string(op.address) + ",\"values\":[" + values + "],\"error\":" +
+           json_string(error) + "}");
+      --writes_pending;
+    };
+    if (w.fc == 5) {
+      poller.write_coil(w.device, w.address, w.values[0] != 0, done);
+    } else if (w.fc == 6) {
+      poller.write_register(w.device, w.address, w.values[0], done);
+    } else if (w.fc == 15) {
+      poller.write_coils(w.device, w.address, std::vector<std::uint8_t>(w.values.begin(), w.values.end()), done);
+    } else {
+      poller.write_registers(w.device, w.address, w.values, done);
+    }
+  }
   loop.run();
 
   for (const auto& [name, h] : poller.health())
@@ -213,6 +326,6 @@ int main(int argc, char** argv) {
   emit("{\"ev\":\"jitter\",\"count\":" + std::to_string(jitter.size()) + ",\"p50\":" + json_number(percentile(jitter, 0.5)) +
        ",\"p99\":" + json_number(percentile(jitter, 0.99)) +
        ",\"max\":" + json_number(jitter.empty() ? 0.0 : jitter.back()) + ",\"top\":" + top + "],\"values\":" + values + "]}");
-  emit("{\"ev\":\"done\",\"elapsed_ms\":" + t_ms() + "}");
+  emit("{\"ev\":\"done\",\"elapsed_ms\":" + t_ms() + ",\"writes_pending\":" + std::to_string(writes_pending) + "}");
   return 0;
 }

@@ -6,6 +6,8 @@ against peers started by this script as separate processes (this same file, with
 
   serve-tcp PORT [UNIT_MARKER]   pymodbus 3.0 Modbus TCP server holding the register map below
   serve-rtu PTY                  pymodbus RTU server (ModbusRtuFramer) on a socat pty, units 1 and 2
+                                 (both print "SET UNIT FC ADDRESS V1,V2..." for every write they
+                                 store: the function code as the server decoded it)
   serve-wave PORT                pymodbus TCP server whose registers follow docs/modbus-waveform.md,
                                  updated by a thread at 10 blocks/s; one sequence number is skipped
   blackhole PORT                 accepts TCP connections and reads, never answers
@@ -123,11 +125,19 @@ def build_map(unit_marker=1):
 
 def slave_context(unit_marker=1):
     from pymodbus.datastore import ModbusSequentialDataBlock, ModbusSlaveContext
+
+    class LoggingContext(ModbusSlaveContext):
+        """Logs every stored write (pymodbus calls setValues only after validating the range)."""
+
+        def setValues(self, fc_as_hex, address, values):
+            print(f"SET {unit_marker} {fc_as_hex} {address} " + ",".join(str(int(v)) for v in values), flush=True)
+            super().setValues(fc_as_hex, address, values)
+
     hr, ir, co, di, _ = build_map(unit_marker)
     # zero_mode=True: request address N is list index N (the default shifts by one).
-    return ModbusSlaveContext(di=ModbusSequentialDataBlock(0, di), co=ModbusSequentialDataBlock(0, co),
-                              hr=ModbusSequentialDataBlock(0, hr), ir=ModbusSequentialDataBlock(0, ir),
-                              zero_mode=True)
+    return LoggingContext(di=ModbusSequentialDataBlock(0, di), co=ModbusSequentialDataBlock(0, co),
+                          hr=ModbusSequentialDataBlock(0, hr), ir=ModbusSequentialDataBlock(0, ir),
+                          zero_mode=True)
 
 
 def run_tcp_server(port, context):
@@ -447,11 +457,14 @@ def socat_pair(name):
 class Driver:
     """poll_driver run in the background; stdout parsed into events as they arrive."""
 
-    def __init__(self, config_text, seconds, name, samples=False):
+    def __init__(self, config_text, seconds, name, samples=False, writes=()):
+        """writes: (device, kind, address, [values]) issued right after start (--write)."""
         self.path = os.path.join(TMP, f"{name}.toml")
         with open(self.path, "w") as f:
             f.write(config_text)
         args = [DRIVER, self.path, str(seconds)] + (["--samples"] if samples else [])
+        for dev, kind, addr, values in writes:
+            args += ["--write", f"{dev}:{kind}:{addr}:" + ",".join(str(int(v)) for v in values)]
         self.seconds, self.name = seconds, name
         self.events, self.lock, self.t0 = [], threading.Lock(), time.monotonic()
         self.proc = start(args, f"driver_{name}")
@@ -862,6 +875,221 @@ def scenario_waveform():
         stop(server)
 
 
+# Writes (FC 5, 6, 15, 16): poll_driver --write issues them right after start, before any poll
+# reaches the bus worker; each reports its done(error) as an "ev":"write" line.
+
+WRITE_FC = {"coil": 5, "register": 6, "coils": 15, "registers": 16}
+
+
+def write_plan(hr, co, variant):
+    """Writes of all four function codes whose values differ from the map. Variant 1 (the second
+    RTU unit) uses other addresses and values, so that a write landing on the wrong unit shows."""
+    if variant == 0:
+        c1, c3, r, cs, n_cs, rs, n_rs, x = 1, 3, 7, 10, 11, 200, 123, 0xBEEF
+    else:
+        c1, c3, r, cs, n_cs, rs, n_rs, x = 4, 6, 9, 13, 9, 250, 100, 0x4321
+    assert not co[c1] and co[c3]  # one coil switched on, one off
+    return [("coil", c1, [1]), ("coil", c3, [0]), ("register", r, [hr[r] ^ x]),
+            # 11 and 9 coils: not a whole number of bytes; 123 registers: the FC 16 maximum.
+            ("coils", cs, [int(not co[i]) for i in range(cs, cs + n_cs)]),
+            ("registers", rs, [hr[i] ^ x for i in range(rs, rs + n_rs)])]
+
+
+def illegal_writes():
+    """Each function code on addresses the server does not map; the last starts inside the map
+    (398, 399) and runs past its end: rejected as a whole, nothing stored."""
+    return [("coil", MISSING_ADDRESS, [1]), ("register", MISSING_ADDRESS, [1]),
+            ("coils", MISSING_ADDRESS, [1, 0, 1]), ("registers", MISSING_ADDRESS, [1, 2]),
+            ("registers", HR_SIZE - 2, [1, 2, 3, 4, 5])]
+
+
+def apply_writes(hr, co, ops):
+    hr, co = list(hr), [int(b) for b in co]
+    for kind, addr, values in ops:
+        (co if kind.startswith("coil") else hr)[addr:addr + len(values)] = values
+    return hr, co
+
+
+def write_check_tags(hr, co):
+    """Tags over every address either plan writes, their neighbours and the other unit's targets:
+    coils 0..23, holding 6..10 and 199..350 (three blocks of ≤125 registers)."""
+    tags = [dict(name=f"c{i}", register="coil", address=i, type="bool", order="ABCD", scale=1.0, offset=0.0,
+                 expected=float(co[i])) for i in range(len(co))]
+    tags += [dict(name=f"h{i}", register="holding", address=i, type="uint16", order="ABCD", scale=1.0, offset=0.0,
+                  expected=float(hr[i])) for i in list(range(6, 11)) + list(range(199, 351))]
+    return tags
+
+
+def server_sets(lines, unit):
+    """(fc, address, values) of every write the server stored for `unit`, in order."""
+    out = []
+    for line in lines:
+        p = line.split()
+        if len(p) == 5 and p[0] == "SET" and int(p[1]) == unit:
+            out.append((int(p[2]), int(p[3]), [int(v) for v in p[4].split(",")]))
+    return out
+
+
+def check_write_reports(label, drv, writes):
+    """Every write reported exactly once, with its own fields; per device in issue order."""
+    ws = drv.of("write")
+    idx = sorted(w.get("index", -1) for w in ws)
+    d = drv.of("done")
+    fields_ok = all(0 <= w.get("index", -1) < len(writes) and
+                    (w["device"], w["op"], w["address"], w["values"]) == tuple(writes[w["index"]]) and
+                    w["fc"] == WRITE_FC[w["op"]] for w in ws)
+    orders = {}
+    for w in ws:
+        orders.setdefault(w["device"], []).append(w["index"])
+    check(f"{label}: every write's done() ran exactly once, fields echoed, per device in issue order",
+          idx == list(range(len(writes))) and fields_ok and d and d[0].get("writes_pending") == 0
+          and all(v == sorted(v) for v in orders.values()),
+          f"reported {idx} of {len(writes)}; pending {d[0].get('writes_pending') if d else None}; order {orders}")
+    return {w["index"]: w for w in ws}
+
+
+def check_writes_landed(label, by_index, writes, good, sets):
+    """The successful writes succeeded and the server stored exactly them, in order, each with its
+    function code, address and values; the failed ones stored nothing."""
+    bad = [(i, by_index.get(i, {}).get("error")) for i in good if by_index.get(i, {}).get("error") != ""]
+    check(f"{label}: {len(good)} writes succeed (done with \"\")", not bad, str(bad)[:400])
+    want = [(WRITE_FC[writes[i][1]], writes[i][2], writes[i][3]) for i in good]
+    for kind, fc in WRITE_FC.items():
+        w = [s for s in want if s[0] == fc]
+        got = [s for s in sets if s[0] == fc]
+        check(f"{label}: FC {fc} ({kind}): the server stored exactly the values written",
+              w and got == w, f"stored {[(f, a, v[:8]) for f, a, v in got]}, want {[(f, a, v[:8]) for f, a, v in w]}")
+    check(f"{label}: nothing else stored, in issue order", sets == want,
+          f"{len(sets)} stores, {len(want)} writes succeeded")
+
+
+def check_write_exceptions(label, by_index, dev, bad):
+    wrong = [(i, by_index.get(i, {}).get("error")) for i in bad
+             if not (by_index.get(i, {}).get("error", "").startswith(f"{dev}: write")
+                     and "Illegal data address" in by_index[i]["error"])]
+    check(f"{label}: writes to unmapped addresses (FC 5, 6, 15, 16, and one running past the end) fail "
+          f"with the Modbus exception text", not wrong,
+          str(wrong)[:400] + ("" if wrong else f" e.g. {by_index[bad[0]]['error']!r}"))
+
+
+def check_keeps_running(label, drv, dev, seconds, interval_ms, by_index, bad):
+    f = drv.final(dev)
+    want = seconds * 1000 / interval_ms
+    t_err = max((by_index[i]["_t"] for i in bad if i in by_index), default=1e9)
+    after = [s for s in drv.of("tag", device=dev) if s["_t"] > t_err]
+    check(f"{label}: the poller keeps running after the exceptions (online, polls at the rate, tags after)",
+          f.get("state") == "online" and f.get("last_error") == "" and f.get("polls", 0) >= 0.7 * want
+          and len(after) > 0, f"{f.get('state')} {f.get('last_error')!r} polls={f.get('polls')} (≈{want:.0f}), "
+          f"{len(after)} samples after the last exception")
+
+
+def scenario_write_tcp():
+    port, refused = free_port(), free_port()  # nothing listens on `refused`
+    while refused == port:
+        refused = free_port()
+    server = start_peer("serve-tcp", port)    # its own map: the shared server's stays untouched
+    try:
+        hr0, _, co0, _, _ = build_map(1)
+        plan = write_plan(hr0, co0, 0)
+        illegal = illegal_writes()
+        # One more than FC 16 (123 registers) and FC 15 (1968 coils) can carry: refused before
+        # anything is sent (libmodbus), after which the link must still write.
+        too_many = [("registers", 0, [1] * 124), ("coils", 0, [1] * 1969)]
+        last = ("register", 8, [hr0[8] ^ 0x5555])
+        plc = plan[:3] + illegal + too_many + plan[3:] + [last]
+        writes = ([("plc", k, a, list(v)) for k, a, v in plc] +
+                  [("nosuch", "register", 0, [1]), ("gone", "register", 0, [1]), ("gone", "coils", 0, [1, 0])])
+        good = [i for i, w in enumerate(plc) if w not in illegal + too_many]
+        bad = [i for i, w in enumerate(plc) if w in illegal]
+        oversize = [i for i, w in enumerate(plc) if w in too_many]
+        hr, co = apply_writes(hr0, co0, plan + [last])
+        tags = write_check_tags(hr, co)
+        seconds, interval = 1.0, 100
+        cfg = (tcp_device("plc", port, tags, interval_ms=interval) +
+               tcp_device("gone", refused, tags[:1], interval_ms=interval, backoff=(200, 800)))
+        drv = Driver(cfg, seconds, "write_tcp", writes=writes).finish()
+        by_index = check_write_reports("write tcp", drv, writes)
+        # Read back with an independent client while the server still runs.
+        from pymodbus.client import ModbusTcpClient
+        client = ModbusTcpClient("127.0.0.1", port=port, timeout=2, retries=1)
+        got_hr, got_co, err = [], [], ""
+        try:
+            if not client.connect():
+                err = "cannot connect"
+            for a in range(0, HR_SIZE, 125):
+                rr = client.read_holding_registers(a, min(125, HR_SIZE - a), slave=1)
+                if rr.isError():
+                    err = str(rr)
+                    break
+                got_hr += rr.registers
+            rr = client.read_coils(0, len(co0), slave=1)
+            if rr.isError():
+                err = str(rr)
+            else:
+                got_co = [int(b) for b in rr.bits[:len(co0)]]
+        finally:
+            client.close()
+        diff_hr = [(i, g, w) for i, (g, w) in enumerate(zip(got_hr, hr)) if g != w]
+        diff_co = [(i, g, w) for i, (g, w) in enumerate(zip(got_co, co)) if g != w]
+        check("write tcp: read back with pymodbus: all holding registers and coils hold the map with exactly "
+              "the successful writes applied", not err and len(got_hr) == HR_SIZE and len(got_co) == len(co0)
+              and not diff_hr and not diff_co, f"{err} (address, got, want): {diff_hr[:5]} {diff_co[:5]}")
+        check_writes_landed("write tcp", by_index, writes, good, server_sets(stop(server), 1))
+        check_values("write tcp: poller reads the written values from its first poll on", drv, "plc", tags)
+        check_write_exceptions("write tcp", by_index, "plc", bad)
+        check_keeps_running("write tcp", drv, "plc", seconds, interval, by_index, bad)
+        errs = [by_index.get(i, {}).get("error", "") for i in oversize]
+        check("write tcp: over-long FC 16/15 writes (124 registers, 1969 coils) fail with an error",
+              len(errs) == 2 and all(e.startswith("plc: write") and "Too many data" in e for e in errs), str(errs))
+        unknown = [w for w in drv.of("write") if w["device"] == "nosuch"]
+        check("write tcp: unknown device: error names the device",
+              len(unknown) == 1 and "unknown device" in unknown[0]["error"] and "'nosuch'" in unknown[0]["error"],
+              str([w.get("error") for w in unknown]))
+        gone = [w for w in drv.of("write") if w["device"] == "gone"]
+        check("write tcp: offline device (connection refused): connect error, no crash",
+              len(gone) == 2 and all(w["error"].startswith("gone: ") and
+                                     f"connect to 127.0.0.1:{refused} failed: Connection refused" in w["error"]
+                                     for w in gone), str([w.get("error") for w in gone]))
+    finally:
+        stop(server)
+
+
+def scenario_write_rtu():
+    socat, a, b = socat_pair("write")
+    server = None
+    try:
+        server = start_peer("serve-rtu", a)
+        writes, expected, goods, bads = [], {}, {}, {}
+        for unit in (1, 2):
+            hr0, _, co0, _, _ = build_map(unit)
+            plan = write_plan(hr0, co0, unit - 1)
+            ops = plan if unit == 2 else plan[:2] + illegal_writes() + plan[2:]
+            goods[unit] = [len(writes) + k for k, w in enumerate(ops) if w in plan]
+            bads[unit] = [len(writes) + k for k, w in enumerate(ops) if w not in plan]
+            writes += [(f"rtu{unit}", k, ad, list(v)) for k, ad, v in ops]
+            expected[unit] = write_check_tags(*apply_writes(hr0, co0, plan))
+        seconds, interval = 1.5, 200
+        cfg = f"[[bus]]\nname = \"line1\"\nport = \"{b}\"\nbaud = 115200\nparity = \"N\"\n\n"
+        for unit in (1, 2):
+            cfg += (f"[[device]]\nname = \"rtu{unit}\"\nprotocol = \"rtu\"\nbus = \"line1\"\nunit_id = {unit}\n"
+                    f"poll_interval_ms = {interval}\nresponse_timeout_ms = 500\nretries = 1\n"
+                    + toml_tags(expected[unit]) + "\n")
+        drv = Driver(cfg, seconds, "write_rtu", writes=writes).finish()
+        by_index = check_write_reports("write rtu", drv, writes)
+        lines = stop(server)
+        for unit in (1, 2):
+            label = f"write rtu unit {unit}"
+            check_writes_landed(label, by_index, writes, goods[unit], server_sets(lines, unit))
+            check_values(f"{label}: poller reads the written values (and the other unit's untouched)", drv,
+                         f"rtu{unit}", expected[unit])
+        check_write_exceptions("write rtu unit 1", by_index, "rtu1", bads[1])
+        check_keeps_running("write rtu unit 1", drv, "rtu1", seconds, interval, by_index, bads[1])
+    finally:
+        if server:
+            stop(server)
+        stop(socat)
+
+
 def main():
     if not DRIVER or not os.access(DRIVER, os.X_OK):
         print(f"VIBGATE_POLL_DRIVER not set or not executable: {DRIVER!r}")
@@ -880,7 +1108,9 @@ def main():
                          ("rtu_faults", scenario_rtu_faults),
                          ("rtu_silent_neighbour", scenario_rtu_silent_neighbour),
                          ("restart", scenario_restart),
-                         ("waveform", scenario_waveform)):
+                         ("waveform", scenario_waveform),
+                         ("write_tcp", scenario_write_tcp),
+                         ("write_rtu", scenario_write_rtu)):
             ts = time.monotonic()
             try:
                 fn()

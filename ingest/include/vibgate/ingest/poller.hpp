@@ -68,8 +68,10 @@ class ModbusPoller {
   // call (at most the newest 1 000 000). For benchmarks and tests. Thread: loop.
   std::vector<double> take_jitter_ms();
 
-  // Writes (FC 5, 6, 15, 16) on the device's bus worker; done(error) runs on the loop ("" = ok).
-  // An unknown device is reported through done. Thread: loop.
+  // Writes (FC 5, 6, 15, 16) on the device's bus worker, queued behind any poll in progress;
+  // done(error) runs on the loop ("" = ok). Writes are not retried (a repeated write is a new
+  // command to a machine) and not counted in DeviceHealth. An unknown device is reported through
+  // done. Thread: loop.
   using WriteDone = std::function<void(const std::string& error)>;
   void write_coil(const std::string& device, std::uint16_t address, bool value, WriteDone done);
   void write_register(const std::string& device, std::uint16_t address, std::uint16_t value, WriteDone done);
