@@ -139,12 +139,16 @@ FeatureExtractor::FeatureExtractor(const FeatureConfig& config) : config_(config
       env_hann_[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(i) /
                                                              static_cast<double>(env_m_)));
     env_amplitude_.assign(env_m_ / 2 + 1, 0.f);
+    env_power_.assign(env_m_ / 2 + 1, 0.f);
   }
 }
 
 FeatureExtractor::~FeatureExtractor() = default;
 
-double FeatureExtractor::harmonic_peak(std::span<const float> amp, double freq_hz) const {
+// Largest value of `power` within the tolerance around freq_hz, as an amplitude:
+// sqrt(max power) · scale (the square root is monotonic, so only the maximum needs one).
+double FeatureExtractor::harmonic_peak(std::span<const float> power, double freq_hz, float scale) const {
+  const std::span<const float> amp = power;
   const double center = std::round(freq_hz / df_);
   if (center > static_cast<double>(amp.size() - 1)) return 0.0;  // above Nyquist
   const double tol = std::max(1.0, std::round(0.02 * freq_hz / df_));
@@ -153,7 +157,20 @@ double FeatureExtractor::harmonic_peak(std::span<const float> amp, double freq_h
   const auto hi = static_cast<std::size_t>(std::clamp(center + tol, 1.0, last));
   float best = 0.f;
   for (std::size_t k = lo; k <= hi; ++k) best = std::max(best, amp[k]);
-  return best;
+  return std::sqrt(best) * scale;
+}
+
+std::span<const float> FeatureExtractor::amplitude_spectrum() const {
+  // Computed on demand: extract() itself needs amplitudes only at a few peaks.
+  const float scale = static_cast<float>(4.0 / static_cast<double>(n_));
+  for (std::size_t k = 0; k < power_.size(); ++k) amplitude_[k] = std::sqrt(power_[k]) * scale;
+  return amplitude_;
+}
+
+std::span<const float> FeatureExtractor::envelope_spectrum() const {
+  const float scale = static_cast<float>(4.0 / static_cast<double>(env_m_));
+  for (std::size_t k = 0; k < env_power_.size(); ++k) env_amplitude_[k] = std::sqrt(env_power_[k]) * scale;
+  return env_amplitude_;
 }
 
 // Cloned for AVX2 (chosen at load time by CPUID) and a baseline x86-64 version; the loops below are
@@ -203,6 +220,7 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
     for (std::size_t i = c; i < c + kChunk; i += kLanes) {
       const V8 cf = load8(&x[i]) - mean8;
       store8(&in[i], cf * load8(&w[i]));
+      if (raw) store8(&raw[i], cf);
       const V8 sq = cf * cf;
       m2 += sq;
       m3 += sq * cf;
@@ -212,8 +230,6 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
     M3 += hsum(m3);
     M4 += hsum(m4);
   }
-  if (raw)
-    for (std::size_t i = 0; i < n; ++i) raw[i] = x[i] - meanf;
   // Correct for the float rounding of the mean (exact identity for the shifted moments).
   const double d = mean - static_cast<double>(meanf);  // mean of c
   M2 *= inv_n;
@@ -239,11 +255,9 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
   const std::size_t half = n / 2;
   const float amp_scale = static_cast<float>(4.0 * inv_n);  // 2/Σw with Σw = N/2
   float* pw = power_.data();
-  float* am = amplitude_.data();
   for (std::size_t k = 0; k <= half; ++k) {
     const float re = Xw[2 * k], im = Xw[2 * k + 1];
     pw[k] = re * re + im * im;
-    am[k] = std::sqrt(pw[k]) * amp_scale;  // vectorized: features.cpp builds with -fno-math-errno
   }
   const double pscale = 16.0 / (3.0 * static_cast<double>(n) * static_cast<double>(n));  // 2/(N·Σw²)
 
@@ -307,7 +321,7 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
   while (best < half && pw[best] != pmax) ++best;
   out.spectral_centroid_hz = ptot > 0 ? pf / ptot * df_ : 0.0;
   out.dominant_hz = static_cast<double>(best) * df_;
-  out.dominant_amplitude = amplitude_[best];
+  out.dominant_amplitude = std::sqrt(pw[best]) * amp_scale;
   out.velocity_rms_mm_s = 1000.0 * std::sqrt(pv * pscale * vel_scale_);
   const double v = out.velocity_rms_mm_s;
   out.iso_zone = v < iso_bounds_[0] ? IsoZone::A
@@ -318,7 +332,7 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
   out.shaft_harmonics.clear();
   if (config_.shaft_hz)
     for (int h = 1; h <= 3; ++h)
-      out.shaft_harmonics.push_back(harmonic_peak(amplitude_, h * *config_.shaft_hz));
+      out.shaft_harmonics.push_back(harmonic_peak(power_, h * *config_.shaft_hz, amp_scale));
 
   // --- envelope spectrum around the structural resonance band (decimated, see constructor) ---
   out.envelope_amplitudes.clear();
@@ -349,13 +363,13 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
     env_fft_->execute();
     const float* E = reinterpret_cast<const float*>(env_fft_->output());
     const float env_scale = static_cast<float>(4.0 / static_cast<double>(m));  // 2/Σw, Σw = M/2
-    for (std::size_t k = 0; k <= m / 2; ++k)
-      env_amplitude_[k] = std::sqrt(E[2 * k] * E[2 * k] + E[2 * k + 1] * E[2 * k + 1]) * env_scale;
+    float* ep = env_power_.data();
+    for (std::size_t k = 0; k <= m / 2; ++k) ep[k] = E[2 * k] * E[2 * k] + E[2 * k + 1] * E[2 * k + 1];
     const DefectMultiples& dm = *config_.bearing;
     for (double mult : {dm.bpfo, dm.bpfi, dm.bsf, dm.ftf})
       for (std::size_t h = 1; h <= config_.defect_harmonics; ++h)
         out.envelope_amplitudes.push_back(
-            harmonic_peak(env_amplitude_, static_cast<double>(h) * mult * *config_.shaft_hz));
+            harmonic_peak(env_power_, static_cast<double>(h) * mult * *config_.shaft_hz, env_scale));
   }
 }
 

@@ -55,13 +55,14 @@ class FeatureExtractor {
   void model_input(const Features& f, std::span<float> out) const;
 
   // Single-sided windowed amplitude spectrum of the last extract() (N/2+1 bins, input units).
-  std::span<const float> amplitude_spectrum() const { return amplitude_; }
+  // (Computed on demand from the last extract(); not thread-safe with extract().)
+  std::span<const float> amplitude_spectrum() const;
   // Envelope amplitude spectrum of the last extract(): M/2+1 bins of width fs/N, M the decimated
   // envelope length (docs/features.md); empty without a bearing.
-  std::span<const float> envelope_spectrum() const { return env_amplitude_; }
+  std::span<const float> envelope_spectrum() const;
 
  private:
-  double harmonic_peak(std::span<const float> amp, double freq_hz) const;
+  double harmonic_peak(std::span<const float> power, double freq_hz, float scale) const;
 
   FeatureConfig config_;
   std::size_t n_;
@@ -75,9 +76,10 @@ class FeatureExtractor {
   std::vector<float> vel_weight_f_;          // per bin (c/(2πf))²/vel_scale_ in the velocity band, else 0
   double vel_scale_ = 1;
   std::vector<float> hann_;
-  std::vector<float> amplitude_;              // A_k
+  mutable std::vector<float> amplitude_;      // A_k, filled by amplitude_spectrum()
   std::vector<float> power_;                  // |Xw[k]|²
-  std::vector<float> env_amplitude_;          // M/2+1 bins of width df
+  mutable std::vector<float> env_amplitude_;  // M/2+1 bins of width df, by envelope_spectrum()
+  std::vector<float> env_power_;              // |E[k]|²
   std::vector<float> env_hann_;
   std::size_t env_m_ = 0;                     // decimated envelope length
   std::size_t env_lo_bin_ = 0, env_hi_bin_ = 0;
