@@ -168,7 +168,9 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
   s.fo.add_to(*s.train);
   s.in.add_to(*s.train);
   s.train->add_option("--seed", s.seed, "Random seed (training is deterministic for a seed)");
-  s.train->add_option("--epochs", s.epochs, "Maximum training epochs (default 300)");
+  s.train->add_option("--epochs", s.epochs,
+                      "Maximum training epochs (default 300; large data sets stop earlier: the "
+                      "budget is 5 million window passes)");
   s.train->add_option("--patience", s.patience, "Early-stopping patience in epochs (default 30)");
   s.train->add_option("--hidden", s.hidden, "Hidden layer widths (default 32 8 32)")->delimiter(',');
   s.train->add_option("--threshold-quantile", s.quantile, "Training-error quantile (default 0.995)");
