@@ -14,105 +14,19 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "vibgate/config/toml_section.hpp"
+
 #include "vibgate/ingest/tags.hpp"
 
 namespace vibgate::ingest {
 namespace {
 
-// Reads keys of one TOML table, tracking which were used.
-class Section {
- public:
-  Section(const toml::table& t, std::string path, const std::string& source)
-      : t_(t), path_(std::move(path)), source_(source) {}
-
-  [[noreturn]] void fail(std::string_view key, const std::string& problem) const {
-    const toml::node* n = t_.get(key);
-    const auto line = n ? n->source().begin.line : t_.source().begin.line;
-    std::ostringstream o;
-    o << source_ << ":" << line << ": " << path_;
-    if (!key.empty()) o << (path_.empty() ? "" : ".") << key;  // top-level keys have no parent path
-    o << ": " << problem;
-    throw ConfigError(o.str());
-  }
-
-  template <typename T>
-  std::optional<T> get(std::string_view key) {
-    used_.insert(std::string(key));
-    const toml::node* n = t_.get(key);
-    if (!n) return std::nullopt;
-    if constexpr (std::is_same_v<T, std::string>) {
-      if (auto v = n->value_exact<std::string>()) return *v;
-      fail(key, "must be a string");
-    } else if constexpr (std::is_same_v<T, bool>) {
-      if (auto v = n->value_exact<bool>()) return *v;
-      fail(key, "must be true or false");
-    } else if constexpr (std::is_floating_point_v<T>) {
-      if (auto v = n->value<double>()) return static_cast<T>(*v);
-      fail(key, "must be a number");
-    } else {
-      if (auto v = n->value_exact<std::int64_t>()) return static_cast<T>(*v);
-      fail(key, "must be an integer");
-    }
-  }
-
-  std::string required_string(std::string_view key) {
-    auto v = get<std::string>(key);
-    if (!v || v->empty()) fail(key, "is required");
-    return *v;
-  }
-
-  std::int64_t integer(std::string_view key, std::int64_t def, std::int64_t lo, std::int64_t hi) {
-    const std::int64_t v = get<std::int64_t>(key).value_or(def);
-    if (v < lo || v > hi)
-      fail(key, "must be within " + std::to_string(lo) + "…" + std::to_string(hi) + " (got " + std::to_string(v) + ")");
-    return v;
-  }
-
-  std::int64_t required_integer(std::string_view key, std::int64_t lo, std::int64_t hi) {
-    if (!get<std::int64_t>(key)) fail(key, "is required");
-    return integer(key, 0, lo, hi);
-  }
-
-  const toml::array* array(std::string_view key) {
-    used_.insert(std::string(key));
-    const toml::node* n = t_.get(key);
-    if (!n) return nullptr;
-    if (auto* a = n->as_array()) return a;
-    fail(key, "must be an array");
-  }
-
-  void reject_unknown() const {
-    for (const auto& [k, v] : t_)
-      if (!used_.count(std::string(k.str()))) fail(k.str(), "unknown key");
-  }
-
-  const std::string& path() const { return path_; }
-  const std::string& source() const { return source_; }
-
- private:
-  const toml::table& t_;
-  std::string path_;
-  const std::string& source_;
-  std::set<std::string> used_;
-};
-
-template <typename E>
-E choose(Section& s, std::string_view key, E def, std::initializer_list<std::pair<const char*, E>> names) {
-  auto v = s.get<std::string>(key);
-  if (!v) return def;
-  std::string all;
-  for (const auto& [n, e] : names) {
-    if (*v == n) return e;
-    all += (all.empty() ? "" : ", ") + std::string(n);
-  }
-  s.fail(key, "'" + *v + "' is not one of " + all);
-}
+using Section = config::TomlSection<ConfigError>;
+using config::choose;
 
 const toml::table& table_at(const toml::array& a, std::size_t i, const std::string& where,
                             const std::string& source) {
-  if (auto* t = a.get(i)->as_table()) return *t;
-  throw ConfigError(source + ":" + std::to_string(a.get(i)->source().begin.line) + ": " + where +
-                    ": must be a table");
+  return config::table_at<ConfigError>(a, i, where, source);
 }
 
 SerialLineConfig parse_line(Section& s) {
