@@ -31,41 +31,6 @@ using ingest::RegisterType;
 using ingest::ValueType;
 using ingest::WordOrder;
 
-std::string_view to_string(RegisterType r) {
-  switch (r) {
-    case RegisterType::coil: return "coil";
-    case RegisterType::discrete_input: return "discrete";
-    case RegisterType::input_register: return "input";
-    case RegisterType::holding_register: return "holding";
-  }
-  return "?";
-}
-
-std::string_view to_string(ValueType t) {
-  switch (t) {
-    case ValueType::boolean: return "bool";
-    case ValueType::int16: return "int16";
-    case ValueType::uint16: return "uint16";
-    case ValueType::int32: return "int32";
-    case ValueType::uint32: return "uint32";
-    case ValueType::int64: return "int64";
-    case ValueType::uint64: return "uint64";
-    case ValueType::float32: return "float32";
-    case ValueType::float64: return "float64";
-  }
-  return "?";
-}
-
-std::string_view to_string(WordOrder o) {
-  switch (o) {
-    case WordOrder::ABCD: return "ABCD";
-    case WordOrder::CDAB: return "CDAB";
-    case WordOrder::BADC: return "BADC";
-    case WordOrder::DCBA: return "DCBA";
-  }
-  return "?";
-}
-
 std::string_view to_string(ValueModel m) {
   switch (m) {
     case ValueModel::constant: return "constant";

@@ -153,9 +153,6 @@ std::string register_map(const SimConfig& cfg);
 std::string gateway_config(const SimConfig& cfg);
 
 // Names used in the configuration and the register map.
-std::string_view to_string(ingest::RegisterType r);
-std::string_view to_string(ingest::ValueType t);
-std::string_view to_string(ingest::WordOrder o);
 std::string_view to_string(ValueModel m);
 std::string_view to_string(analytics::DefectKind d);
 

@@ -26,29 +26,8 @@ constexpr ValueType kAllTypes[] = {ValueType::boolean, ValueType::int16,   Value
                                    ValueType::uint64,  ValueType::float32, ValueType::float64};
 constexpr WordOrder kAllOrders[] = {WordOrder::ABCD, WordOrder::CDAB, WordOrder::BADC, WordOrder::DCBA};
 
-std::string name(ValueType t) {
-  switch (t) {
-    case ValueType::boolean: return "bool";
-    case ValueType::int16: return "int16";
-    case ValueType::uint16: return "uint16";
-    case ValueType::int32: return "int32";
-    case ValueType::uint32: return "uint32";
-    case ValueType::int64: return "int64";
-    case ValueType::uint64: return "uint64";
-    case ValueType::float32: return "float32";
-    case ValueType::float64: return "float64";
-  }
-  return "?";
-}
-std::string name(WordOrder o) {
-  switch (o) {
-    case WordOrder::ABCD: return "ABCD";
-    case WordOrder::CDAB: return "CDAB";
-    case WordOrder::BADC: return "BADC";
-    case WordOrder::DCBA: return "DCBA";
-  }
-  return "?";
-}
+std::string name(ValueType t) { return std::string(to_string(t)); }
+std::string name(WordOrder o) { return std::string(to_string(o)); }
 
 // Same bit pattern (distinguishes -0.0 from 0.0 and compares infinities).
 bool same(double a, double b) { return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b); }

@@ -27,6 +27,11 @@ enum class ValueType : std::uint8_t { boolean, int16, uint16, int32, uint32, int
 // bytes (Modbus standard), CDAB word-swapped, BADC byte-swapped, DCBA both (little-endian).
 enum class WordOrder : std::uint8_t { ABCD, CDAB, BADC, DCBA };
 
+// The configuration's spelling of each value ("holding", "float32", "CDAB"), as parsed.
+std::string_view to_string(RegisterType r);
+std::string_view to_string(ValueType t);
+std::string_view to_string(WordOrder o);
+
 std::size_t register_count(ValueType t);  // 16-bit registers one value occupies (1 for bits)
 bool is_bit(RegisterType r);
 
