@@ -35,21 +35,8 @@ WINDOW = 4096  # default window length
 SCORE_HOP = 2048  # default scoring overlap 0.5
 
 
-class Checks:
-    """Counts and prints PASS/FAIL lines."""
-
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        ok = bool(ok)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""), flush=True)
-        return ok
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from checks import Checks  # noqa: E402  (tests/checks.py)
 
 
 def run(cli, *args, timeout=300):

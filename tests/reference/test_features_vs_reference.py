@@ -35,21 +35,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import features_ref as ref  # noqa: E402
 
 
-class Checks:
-    """Counts and prints PASS/FAIL lines."""
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from checks import Checks as BaseChecks  # noqa: E402  (tests/checks.py)
 
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
 
-    def check(self, name, ok, detail=""):
-        ok = bool(ok)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-        print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail else ""), flush=True)
-        return ok
+class Checks(BaseChecks):
+    """PASS/FAIL bookkeeping plus a tolerance check."""
 
     def close(self, name, got, want, rel=None, abs_tol=0.0):
         """Pass if |got - want| <= max(rel*|want|, abs_tol)."""
