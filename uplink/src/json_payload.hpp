@@ -1,0 +1,26 @@
+// json_payload.hpp — the plain-MQTT JSON profile: topics and payloads. Internal to uplink/.
+//
+// Topic: <prefix>/<node>/<asset>/<kind>   (kind: result | alert | health)
+// Payload: {"msg_id":…, "session":…, "seq":…, "node":…, "asset":…, "kind":…, "ts":…,
+//           "historical":…, "metrics":{name: value, …}}
+// msg_id is the outbox id (stable across resends: consumers drop duplicates on it); (session, seq)
+// numbers every publication of this gateway (session grows with every connection and survives
+// restarts through the state file, seq restarts at 0 in each session). Non-finite numbers are
+// written as null.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "vibgate/common/outbox.hpp"
+
+namespace vibgate::uplink::json {
+
+std::string record_topic(const std::string& prefix, const std::string& node,
+                         const UplinkRecord& record);
+std::string status_topic(const std::string& prefix, const std::string& node);
+std::string encode_record(const UplinkRecord& record, const std::string& node,
+                          std::uint64_t session, std::uint64_t seq, bool historical);
+std::string encode_status(bool online, std::uint64_t session, std::int64_t now_ms);
+
+}  // namespace vibgate::uplink::json

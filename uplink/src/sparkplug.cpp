@@ -1,0 +1,239 @@
+// sparkplug.cpp — Sparkplug B payload encoding and the node's metric/alias model.
+#include "sparkplug.hpp"
+
+#include "sparkplug_b.pb.h"
+
+namespace vibgate::uplink::spb {
+
+using PbPayload = vibgate::sparkplug::Payload;
+using PbMetric = vibgate::sparkplug::Payload::Metric;
+using DT = vibgate::sparkplug::Payload;
+
+namespace {
+
+// The metrics every asset reports, announced in DBIRTH before the first record arrives, so a
+// host sees the device's shape at once (features and extra metrics are added when seen).
+struct DefaultMetric {
+  const char* name;
+  std::uint32_t datatype;
+};
+constexpr DefaultMetric kDefaultMetrics[] = {
+    {"result/score", DT::Double},   {"result/verdict", DT::Int64},
+    {"result/iso_zone", DT::Int64}, {"result/velocity_rms_mm_s", DT::Double},
+    {"result/channel", DT::String}, {"result/model_version", DT::String},
+    {"alert/alert_id", DT::Int64},  {"alert/event", DT::String},
+    {"alert/level", DT::String},    {"alert/score", DT::Double},
+    {"alert/reason", DT::String},
+};
+
+void set_value(PbMetric* m, std::uint32_t datatype, const Metric::Value& v) {
+  switch (datatype) {
+    case DT::Double:
+      if (auto* d = std::get_if<double>(&v))
+        m->set_double_value(*d);
+      else if (auto* i = std::get_if<std::int64_t>(&v))
+        m->set_double_value(static_cast<double>(*i));
+      else
+        m->set_is_null(true);
+      return;
+    case DT::Int64:
+      if (auto* i = std::get_if<std::int64_t>(&v))
+        m->set_long_value(static_cast<std::uint64_t>(*i));
+      else
+        m->set_is_null(true);
+      return;
+    case DT::Boolean:
+      if (auto* b = std::get_if<bool>(&v))
+        m->set_boolean_value(*b);
+      else
+        m->set_is_null(true);
+      return;
+    case DT::String:
+      if (auto* s = std::get_if<std::string>(&v))
+        m->set_string_value(*s);
+      else
+        m->set_is_null(true);
+      return;
+    default:
+      m->set_is_null(true);
+  }
+}
+
+std::string serialize(const PbPayload& p) {
+  std::string out;
+  p.SerializeToString(&out);
+  return out;
+}
+
+}  // namespace
+
+std::string metric_name(RecordKind kind, const std::string& name) {
+  std::string s = to_string(kind);
+  s += '/';
+  s += name;
+  return s;
+}
+
+std::uint32_t datatype_of(const Metric::Value& v) {
+  switch (v.index()) {
+    case 0:
+      return DT::Double;
+    case 1:
+      return DT::Int64;
+    case 2:
+      return DT::Boolean;
+    default:
+      return DT::String;
+  }
+}
+
+bool NodeModel::add_metric(DeviceModel& dev, const std::string& name, std::uint32_t datatype) {
+  auto it = dev.by_name.find(name);
+  if (it != dev.by_name.end()) {
+    MetricDef& def = dev.metrics[it->second];
+    if (def.datatype == datatype) return false;
+    def.datatype = datatype;  // type changed: same alias, new DBIRTH announces the new type
+    def.last.reset();
+    return true;
+  }
+  dev.by_name.emplace(name, dev.metrics.size());
+  dev.metrics.push_back(MetricDef{name, next_alias_++, datatype, std::nullopt});
+  return true;
+}
+
+bool NodeModel::declare_device(const std::string& asset) {
+  auto [it, inserted] = devices_.try_emplace(asset);
+  bool changed = inserted;
+  changed |= add_metric(it->second, kMsgIdMetric, DT::UInt64);
+  for (const auto& d : kDefaultMetrics) changed |= add_metric(it->second, d.name, d.datatype);
+  return changed;
+}
+
+bool NodeModel::learn(const UplinkRecord& record) {
+  bool changed = devices_.count(record.asset) == 0 && declare_device(record.asset);
+  DeviceModel& dev = devices_[record.asset];
+  for (const Metric& m : record.metrics) {
+    std::string name = metric_name(record.kind, m.name);
+    changed |= add_metric(dev, name, datatype_of(m.value));
+    dev.metrics[dev.by_name[name]].last = m.value;
+  }
+  return changed;
+}
+
+const DeviceModel* NodeModel::device(const std::string& asset) const {
+  auto it = devices_.find(asset);
+  return it == devices_.end() ? nullptr : &it->second;
+}
+
+std::string node_topic(const std::string& group, const std::string& type, const std::string& node) {
+  std::string t = kNamespace;
+  t += '/';
+  t += group;
+  t += '/';
+  t += type;
+  t += '/';
+  t += node;
+  return t;
+}
+
+std::string device_topic(const std::string& group, const std::string& type, const std::string& node,
+                         const std::string& device) {
+  std::string t = node_topic(group, type, node);
+  t += '/';
+  t += device;
+  return t;
+}
+
+std::string encode_nbirth(std::uint64_t bd_seq, std::uint8_t seq, std::int64_t now_ms,
+                          const std::string& software) {
+  PbPayload p;
+  p.set_timestamp(static_cast<std::uint64_t>(now_ms));
+  p.set_seq(seq);
+  auto* bd = p.add_metrics();
+  bd->set_name("bdSeq");
+  bd->set_timestamp(static_cast<std::uint64_t>(now_ms));
+  bd->set_datatype(DT::Int64);
+  bd->set_long_value(bd_seq);
+  auto* rb = p.add_metrics();
+  rb->set_name(kRebirthMetric);
+  rb->set_timestamp(static_cast<std::uint64_t>(now_ms));
+  rb->set_datatype(DT::Boolean);
+  rb->set_boolean_value(false);
+  auto* sw = p.add_metrics();
+  sw->set_name("Properties/Software");
+  sw->set_timestamp(static_cast<std::uint64_t>(now_ms));
+  sw->set_datatype(DT::String);
+  sw->set_string_value(software);
+  return serialize(p);
+}
+
+std::string encode_ndeath(std::uint64_t bd_seq, std::int64_t now_ms) {
+  PbPayload p;
+  p.set_timestamp(static_cast<std::uint64_t>(now_ms));
+  auto* bd = p.add_metrics();
+  bd->set_name("bdSeq");
+  bd->set_timestamp(static_cast<std::uint64_t>(now_ms));
+  bd->set_datatype(DT::Int64);
+  bd->set_long_value(bd_seq);
+  return serialize(p);
+}
+
+std::string encode_dbirth(const DeviceModel& dev, std::uint8_t seq, std::int64_t now_ms) {
+  PbPayload p;
+  p.set_timestamp(static_cast<std::uint64_t>(now_ms));
+  p.set_seq(seq);
+  for (const MetricDef& def : dev.metrics) {
+    auto* m = p.add_metrics();
+    m->set_name(def.name);
+    m->set_alias(def.alias);
+    m->set_timestamp(static_cast<std::uint64_t>(now_ms));
+    m->set_datatype(def.datatype);
+    if (def.last)
+      set_value(m, def.datatype, *def.last);
+    else
+      m->set_is_null(true);
+  }
+  return serialize(p);
+}
+
+std::string encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8_t seq,
+                         std::int64_t now_ms, bool historical) {
+  PbPayload p;
+  p.set_timestamp(static_cast<std::uint64_t>(now_ms));
+  p.set_seq(seq);
+  auto ts = static_cast<std::uint64_t>(record.wall_ms);
+  auto add = [&](const std::string& name, const Metric::Value& v, bool is_id) {
+    auto it = dev.by_name.find(name);
+    if (it == dev.by_name.end()) return;  // cannot happen after learn()
+    const MetricDef& def = dev.metrics[it->second];
+    auto* m = p.add_metrics();
+    m->set_alias(def.alias);
+    m->set_timestamp(ts);
+    m->set_datatype(def.datatype);
+    if (historical) m->set_is_historical(true);
+    if (is_id)
+      m->set_long_value(record.id);
+    else
+      set_value(m, def.datatype, v);
+  };
+  add(kMsgIdMetric, Metric::Value{std::int64_t{0}}, true);
+  for (const Metric& metric : record.metrics)
+    add(metric_name(record.kind, metric.name), metric.value, false);
+  return serialize(p);
+}
+
+bool is_rebirth_command(const std::string& payload, std::string* error) {
+  PbPayload p;
+  if (!p.ParseFromString(payload)) {
+    if (error != nullptr) *error = "NCMD payload is not a Sparkplug B payload";
+    return false;
+  }
+  for (const auto& m : p.metrics()) {
+    if (m.has_name() && m.name() == kRebirthMetric && m.has_boolean_value() && m.boolean_value()) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace vibgate::uplink::spb

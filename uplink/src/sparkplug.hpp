@@ -1,0 +1,76 @@
+// sparkplug.hpp — Sparkplug B 3.0 payloads for vibgate's edge node and its devices (assets).
+//
+// One edge node (the gateway) with one Sparkplug device per asset. Record metrics become device
+// metrics named "<kind>/<name>" ("result/score", "alert/level", "health/state") plus
+// "vibgate/msg_id" (UInt64, the outbox id consumers de-duplicate on). Aliases are unique across
+// the node and stable for the life of the process; DBIRTH carries names and aliases, DDATA only
+// aliases. A record that brings a metric (or asset) the node has not announced makes the uplink
+// send a DBIRTH for that device first. Internal to uplink/.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "vibgate/common/outbox.hpp"
+
+namespace vibgate::uplink::spb {
+
+inline constexpr const char* kNamespace = "spBv1.0";
+inline constexpr const char* kMsgIdMetric = "vibgate/msg_id";
+inline constexpr const char* kRebirthMetric = "Node Control/Rebirth";
+
+struct MetricDef {
+  std::string name;
+  std::uint64_t alias = 0;
+  std::uint32_t datatype = 0;  // Sparkplug DataType code
+  std::optional<Metric::Value> last;
+};
+
+struct DeviceModel {
+  std::vector<MetricDef> metrics;
+  std::unordered_map<std::string, std::size_t> by_name;
+};
+
+// What the node has announced; owned by the uplink (loop thread).
+class NodeModel {
+ public:
+  // Makes sure the device exists with the default metrics (used for configured assets).
+  // Returns true when something was added.
+  bool declare_device(const std::string& asset);
+  // Learns the record's metrics (and remembers their last values for the next DBIRTH).
+  // Returns true when the device or a metric is new or changed type: a DBIRTH must precede it.
+  bool learn(const UplinkRecord& record);
+  const std::map<std::string, DeviceModel>& devices() const { return devices_; }
+  const DeviceModel* device(const std::string& asset) const;
+
+ private:
+  bool add_metric(DeviceModel& dev, const std::string& name, std::uint32_t datatype);
+  std::map<std::string, DeviceModel> devices_;
+  std::uint64_t next_alias_ = 100;  // node metrics use no aliases; devices start at 100
+};
+
+std::string metric_name(RecordKind kind, const std::string& name);
+std::uint32_t datatype_of(const Metric::Value& v);
+
+// Topics.
+std::string node_topic(const std::string& group, const std::string& type, const std::string& node);
+std::string device_topic(const std::string& group, const std::string& type, const std::string& node,
+                         const std::string& device);
+
+// Payloads (serialized protobuf). `now_ms`: payload timestamp.
+std::string encode_nbirth(std::uint64_t bd_seq, std::uint8_t seq, std::int64_t now_ms,
+                          const std::string& software);
+std::string encode_ndeath(std::uint64_t bd_seq, std::int64_t now_ms);
+std::string encode_dbirth(const DeviceModel& dev, std::uint8_t seq, std::int64_t now_ms);
+std::string encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8_t seq,
+                         std::int64_t now_ms, bool historical);
+
+// True when an NCMD payload asks for a rebirth ("Node Control/Rebirth" = true).
+// Malformed payloads return false and set `error`.
+bool is_rebirth_command(const std::string& payload, std::string* error);
+
+}  // namespace vibgate::uplink::spb

@@ -1,0 +1,681 @@
+// uplink.cpp — the store-and-forward drain: outbox → MQTT, acknowledgements → outbox.
+//
+// All state below lives on the loop thread (the io_context runs on one thread). Four streams
+// drain the outbox, in priority order: alert-live, alert-backlog, bulk-live, bulk-backlog.
+// "Backlog" are the entries that already waited when this connection came online (id <=
+// live_from_ of their lane); they are sent with the historical flag and under the rate cap.
+// Each stream has at most one outbox fetch outstanding; what is sent but not yet confirmed is
+// bounded by max_inflight.
+#include "vibgate/uplink/uplink.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "json_payload.hpp"
+#include "mqtt_connection.hpp"
+#include "sparkplug.hpp"
+
+namespace vibgate::uplink {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool has_wildcard(const std::string& s) { return s.find_first_of("#+") != std::string::npos; }
+
+// Token bucket for the backlog cap; rate 0 = unlimited.
+class TokenBucket {
+ public:
+  void configure(double rate, double burst) {
+    rate_ = rate;
+    burst_ = burst;
+    tokens_ = burst;
+    last_ = Clock::now();
+  }
+  bool unlimited() const { return rate_ <= 0.0; }
+  double available() {
+    refill();
+    return tokens_;
+  }
+  void take(double n) {
+    refill();
+    tokens_ -= n;
+  }
+  // Time until at least `n` tokens are available.
+  std::chrono::milliseconds wait_for(double n) {
+    refill();
+    if (tokens_ >= n || unlimited()) return std::chrono::milliseconds(0);
+    double s = (n - tokens_) / rate_;
+    return std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000.0) + 1);
+  }
+
+ private:
+  void refill() {
+    if (unlimited()) return;
+    auto now = Clock::now();
+    double dt = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    tokens_ = std::min(burst_, tokens_ + dt * rate_);
+  }
+  double rate_ = 0.0;
+  double burst_ = 0.0;
+  double tokens_ = 0.0;
+  Clock::time_point last_ = Clock::now();
+};
+
+// Reads "user\npassword\n". Errors name the file.
+bool read_credentials(const std::string& path, std::string* user, std::string* password,
+                      std::string* error) {
+  std::ifstream in(path);
+  if (!in) {
+    *error = "credentials_file " + path + ": cannot open";
+    return false;
+  }
+  std::getline(in, *user);
+  std::getline(in, *password);
+  auto trim = [](std::string& s) {
+    while (!s.empty() && (s.back() == '\r' || s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  };
+  trim(*user);
+  trim(*password);
+  if (user->empty()) {
+    *error = "credentials_file " + path + ": first line (user name) is empty";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string validate(const UplinkConfig& c) {
+  if (c.host.empty()) return "uplink.host: empty";
+  if (c.port == 0) return "uplink.port: must be 1..65535";
+  if (c.keepalive.count() < 5 || c.keepalive.count() > 65535) {
+    return "uplink.keepalive_s: must be 5..65535";
+  }
+  if (c.batch == 0 || c.batch > 65535) return "uplink.batch: must be 1..65535";
+  if (c.max_inflight < c.batch) return "uplink.max_inflight: must be >= batch";
+  if (c.backlog_msgs_per_s < 0 || c.backlog_bytes_per_s < 0) {
+    return "uplink.backlog rate: must be >= 0";
+  }
+  if (c.reconnect_min.count() <= 0 || c.reconnect_max < c.reconnect_min) {
+    return "uplink.reconnect: need 0 < min <= max";
+  }
+  if (c.tls.enabled && c.tls.ca_file.empty()) return "uplink.tls.ca_file: required with TLS";
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty()) {
+    return "uplink.tls: cert_file and key_file go together";
+  }
+  auto bad_level = [](const std::string& s) {
+    return s.empty() || has_wildcard(s) || s.find('/') != std::string::npos;
+  };
+  if (bad_level(c.edge_node_id)) return "uplink.edge_node_id: empty or contains / # +";
+  if (c.profile == Profile::sparkplug && bad_level(c.group_id)) {
+    return "uplink.group_id: empty or contains / # +";
+  }
+  if (!c.primary_host_id.empty() && bad_level(c.primary_host_id)) {
+    return "uplink.primary_host_id: contains / # +";
+  }
+  if (c.profile == Profile::json && (c.json_prefix.empty() || has_wildcard(c.json_prefix))) {
+    return "uplink.json_prefix: empty or contains # +";
+  }
+  for (const auto& a : c.assets) {
+    if (bad_level(a)) return "uplink.assets: \"" + a + "\" is empty or contains / # +";
+  }
+  return "";
+}
+
+struct Uplink::Impl : std::enable_shared_from_this<Impl> {
+  struct Stream {
+    Lane lane = Lane::bulk;
+    bool backlog = false;
+    std::uint64_t cursor = 0;  // highest id handed to the broker in this session
+    bool fetching = false;
+    bool exhausted = false;  // nothing more to fetch (until the outbox grows)
+    std::size_t requested = 0;
+  };
+
+  Impl(asio::io_context& io, UplinkConfig config, OutboxSource& outbox)
+      : io_(io),
+        cfg_(std::move(config)),
+        outbox_(outbox),
+        reconnect_timer_(io),
+        pump_timer_(io),
+        backoff_(cfg_.reconnect_min) {
+    if (cfg_.client_id.empty()) cfg_.client_id = "vibgate-" + cfg_.edge_node_id;
+    streams_[0] = {Lane::alert, false};
+    streams_[1] = {Lane::alert, true};
+    streams_[2] = {Lane::bulk, false};
+    streams_[3] = {Lane::bulk, true};
+    double burst = std::max(static_cast<double>(cfg_.batch), cfg_.backlog_msgs_per_s / 5.0);
+    msg_bucket_.configure(cfg_.backlog_msgs_per_s, burst);
+    byte_bucket_.configure(cfg_.backlog_bytes_per_s,
+                           std::max(65536.0, cfg_.backlog_bytes_per_s / 5.0));
+    for (const auto& a : cfg_.assets) node_.declare_device(a);
+    load_state();
+  }
+
+  // ---- state file: the connection counter (bdSeq and the JSON session) ----
+  void load_state() {
+    if (cfg_.state_file.empty()) return;
+    std::ifstream in(cfg_.state_file);
+    std::string key;
+    std::uint64_t value = 0;
+    while (in >> key >> value) {
+      if (key == "connect_count") connect_count_ = value;
+    }
+  }
+  void save_state() {
+    if (cfg_.state_file.empty()) return;
+    std::string tmp = cfg_.state_file + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::trunc);
+      out << "connect_count " << connect_count_ << "\n";
+      if (!out) {
+        spdlog::warn("uplink: state_file {}: cannot write", cfg_.state_file);
+        return;
+      }
+    }
+    if (std::rename(tmp.c_str(), cfg_.state_file.c_str()) != 0) {
+      spdlog::warn("uplink: state_file {}: cannot rename", cfg_.state_file);
+    }
+  }
+
+  // ---- connection lifecycle ----
+  void start() {
+    running_ = true;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    outbox_.on_outbox_grew([weak] {
+      if (auto self = weak.lock()) {
+        asio::post(self->io_, [weak] {
+          if (auto s = weak.lock()) s->outbox_grew();
+        });
+      }
+    });
+    connect();
+  }
+
+  void stop() {
+    running_ = false;
+    reconnect_timer_.cancel();
+    pump_timer_.cancel();
+    if (conn_ && connected_) {
+      if (cfg_.profile == Profile::sparkplug) {
+        std::string death = spb::encode_ndeath(bd_seq(), now_ms());
+        conn_->publish(spb::node_topic(cfg_.group_id, "NDEATH", cfg_.edge_node_id), death.data(),
+                       death.size(), 0, false, nullptr);
+      } else {
+        std::string st = json::encode_status(false, connect_count_, now_ms());
+        conn_->publish(json::status_topic(cfg_.json_prefix, cfg_.edge_node_id), st.data(),
+                       st.size(), 1, true, nullptr);
+      }
+    }
+    if (conn_) conn_->close();
+    conn_.reset();
+    connected_ = online_ = false;
+    update_stats();
+  }
+
+  std::uint64_t bd_seq() const { return connect_count_ % 256; }
+
+  void connect() {
+    if (!running_) return;
+    ++connect_count_;  // bdSeq / JSON session of this attempt (spec: +1 per CONNECT)
+    save_state();
+    ConnectionOptions o;
+    o.host = cfg_.host;
+    o.port = cfg_.port;
+    o.client_id = cfg_.client_id;
+    o.version = cfg_.version;
+    o.keepalive = cfg_.keepalive;
+    o.connect_timeout = cfg_.connect_timeout;
+    o.tls = cfg_.tls;
+    o.max_inflight = cfg_.max_inflight + 16;
+    if (!cfg_.credentials_file.empty()) {
+      std::string err;
+      if (!read_credentials(cfg_.credentials_file, &o.username, &o.password, &err)) {
+        return connection_closed(err);
+      }
+    }
+    if (cfg_.profile == Profile::sparkplug) {
+      o.will_topic = spb::node_topic(cfg_.group_id, "NDEATH", cfg_.edge_node_id);
+      o.will_payload = spb::encode_ndeath(bd_seq(), now_ms());
+      o.will_qos = 1;
+      o.will_retain = false;
+    } else {
+      o.will_topic = json::status_topic(cfg_.json_prefix, cfg_.edge_node_id);
+      o.will_payload = json::encode_status(false, connect_count_, now_ms());
+      o.will_qos = 1;
+      o.will_retain = true;
+    }
+    std::uint64_t session = ++session_;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    ConnectionEvents ev;
+    ev.on_connected = [weak, session] {
+      if (auto s = weak.lock(); s && s->session_ == session) s->connection_up();
+    };
+    ev.on_closed = [weak, session](const std::string& why) {
+      if (auto s = weak.lock(); s && s->session_ == session) s->connection_closed(why);
+    };
+    ev.on_acked = [weak, session](int mid) {
+      if (auto s = weak.lock(); s && s->session_ == session) s->acked(mid);
+    };
+    ev.on_message = [weak, session](const std::string& topic, const std::string& payload) {
+      if (auto s = weak.lock(); s && s->session_ == session) s->message(topic, payload);
+    };
+    conn_ = MqttConnection::create(io_, std::move(o), std::move(ev));
+    conn_->open();
+  }
+
+  void connection_up() {
+    connected_ = true;
+    backoff_ = cfg_.reconnect_min;
+    {
+      std::lock_guard lock(stats_mu_);
+      stats_.connects++;
+      stats_.last_error.clear();
+    }
+    spdlog::info("uplink: connected to {}:{} as {}", cfg_.host, cfg_.port, cfg_.client_id);
+    if (cfg_.profile == Profile::sparkplug) {
+      conn_->subscribe(spb::node_topic(cfg_.group_id, "NCMD", cfg_.edge_node_id), 1);
+      conn_->subscribe(spb::node_topic(cfg_.group_id, "DCMD", cfg_.edge_node_id) + "/+", 1);
+      if (!cfg_.primary_host_id.empty()) {
+        host_online_ = false;  // wait for the host's retained STATE
+        std::string state = spb::kNamespace;
+        state += "/STATE/";
+        state += cfg_.primary_host_id;
+        conn_->subscribe(state, 1);
+      }
+    } else {
+      std::string st = json::encode_status(true, connect_count_, now_ms());
+      conn_->publish(json::status_topic(cfg_.json_prefix, cfg_.edge_node_id), st.data(), st.size(),
+                     1, true, nullptr);
+    }
+    if (cfg_.primary_host_id.empty() || cfg_.profile == Profile::json) go_online();
+    update_stats();
+  }
+
+  // Sends the BIRTHs (Sparkplug) and starts draining: everything now in the outbox is backlog.
+  void go_online() {
+    online_ = true;
+    seq_ = 0;
+    if (cfg_.profile == Profile::sparkplug) send_births();
+    OutboxStats os = outbox_.outbox_stats();
+    for (auto& st : streams_) {
+      std::uint64_t max_id = os.lanes[static_cast<int>(st.lane)].max_id;
+      live_from_[static_cast<int>(st.lane)] = max_id;
+      st.cursor = st.backlog ? 0 : max_id;
+      st.exhausted = false;
+      st.fetching = false;
+    }
+    ++epoch_;  // results of fetches started before this point are dropped
+    pump();
+  }
+
+  void go_offline(const std::string& why) {
+    if (!online_) return;
+    online_ = false;
+    spdlog::warn("uplink: pausing: {}", why);
+    update_stats();
+  }
+
+  void send_births() {
+    std::int64_t now = now_ms();
+    std::string nb = spb::encode_nbirth(bd_seq(), next_seq(), now, "vibgate");
+    publish_raw(spb::node_topic(cfg_.group_id, "NBIRTH", cfg_.edge_node_id), nb, 0);
+    std::uint64_t n = 1;
+    for (const auto& [asset, dev] : node_.devices()) {
+      send_dbirth(asset, dev, now);
+      ++n;
+    }
+    std::lock_guard lock(stats_mu_);
+    stats_.births += n;
+  }
+
+  void send_dbirth(const std::string& asset, const spb::DeviceModel& dev, std::int64_t now) {
+    std::string db = spb::encode_dbirth(dev, next_seq(), now);
+    publish_raw(spb::device_topic(cfg_.group_id, "DBIRTH", cfg_.edge_node_id, asset), db, 0);
+  }
+
+  std::uint8_t next_seq() { return seq_++; }  // wraps 255 → 0
+
+  void connection_closed(const std::string& why) {
+    bool was_connected = connected_;
+    connected_ = online_ = false;
+    if (conn_) conn_->close();
+    conn_.reset();
+    ++session_;  // late events of the old connection are ignored
+    ++epoch_;
+    pending_.clear();
+    unsynced_.clear();
+    ack_buf_.clear();
+    inflight_ = 0;
+    for (auto& st : streams_) st.fetching = false;
+    {
+      std::lock_guard lock(stats_mu_);
+      if (!was_connected) stats_.connect_failures++;
+      stats_.last_error = why;
+    }
+    if (!running_) return;
+    std::string where = cfg_.host + ":" + std::to_string(cfg_.port);
+    if (was_connected)
+      spdlog::warn("uplink: broker {}: {}; reconnecting", where, why);
+    else
+      spdlog::warn("uplink: broker {}: {}; retry in {} ms", where, why, backoff_.count());
+    // Exponential backoff with ±20 % jitter.
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    auto delay = std::chrono::milliseconds(
+        static_cast<std::int64_t>(static_cast<double>(backoff_.count()) * jitter(rng_)));
+    if (was_connected) delay = std::min(delay, cfg_.reconnect_min);
+    backoff_ = std::min(cfg_.reconnect_max, backoff_ * 2);
+    reconnect_timer_.expires_after(delay);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    reconnect_timer_.async_wait([weak](const boost::system::error_code& ec) {
+      if (auto s = weak.lock(); s && !ec) s->connect();
+    });
+    update_stats();
+  }
+
+  // ---- incoming ----
+  void message(const std::string& topic, const std::string& payload) {
+    if (cfg_.profile != Profile::sparkplug) return;
+    if (topic == spb::node_topic(cfg_.group_id, "NCMD", cfg_.edge_node_id)) {
+      std::string err;
+      if (spb::is_rebirth_command(payload, &err)) {
+        {
+          std::lock_guard lock(stats_mu_);
+          stats_.rebirth_requests++;
+        }
+        spdlog::info("uplink: rebirth requested");
+        if (online_) {
+          flush_sync();
+          seq_ = 0;
+          send_births();
+        }
+      } else if (!err.empty()) {
+        spdlog::warn("uplink: {}: {}", topic, err);
+      }
+      return;
+    }
+    if (!cfg_.primary_host_id.empty() &&
+        topic == std::string(spb::kNamespace) + "/STATE/" + cfg_.primary_host_id) {
+      // Sparkplug 3.0: {"online": true|false, "timestamp": …}; older hosts send ONLINE/OFFLINE.
+      bool online = payload.find("\"online\":true") != std::string::npos ||
+                    payload.find("\"online\": true") != std::string::npos || payload == "ONLINE";
+      host_online_ = online;
+      if (online && !online_) {
+        spdlog::info("uplink: primary host {} online", cfg_.primary_host_id);
+        go_online();
+      } else if (!online) {
+        go_offline("primary host " + cfg_.primary_host_id + " offline");
+      }
+    }
+  }
+
+  void acked(int mid) {
+    auto it = pending_.find(mid);
+    if (it == pending_.end()) return;  // a QoS 0 write, a BIRTH or the status message
+    std::vector<std::uint64_t> ids = std::move(it->second);
+    pending_.erase(it);
+    inflight_ -= std::min<std::size_t>(inflight_, ids.size());
+    if (ack_buf_.empty()) {
+      std::weak_ptr<Impl> weak = shared_from_this();
+      asio::post(io_, [weak] {
+        if (auto s = weak.lock()) s->flush_acks();
+      });
+    }
+    ack_buf_.insert(ack_buf_.end(), ids.begin(), ids.end());
+    if (ack_buf_.size() >= 4096) flush_acks();
+    pump();
+  }
+
+  void flush_acks() {
+    if (ack_buf_.empty()) return;
+    outbox_.acknowledge(ack_buf_);
+    {
+      std::lock_guard lock(stats_mu_);
+      stats_.messages_acked += ack_buf_.size();
+    }
+    ack_buf_.clear();
+  }
+
+  void outbox_grew() {
+    for (auto& st : streams_) {
+      if (!st.backlog) st.exhausted = false;
+    }
+    ++grow_epoch_;
+    pump();
+  }
+
+  // ---- draining ----
+  void pump() {
+    if (!online_ || !conn_) return;
+    std::size_t reserved = 0;
+    for (auto& st : streams_) {
+      if (st.fetching) reserved += st.requested;
+    }
+    for (std::size_t i = 0; i < 4; ++i) {
+      Stream& st = streams_[i];
+      if (st.fetching || st.exhausted) continue;
+      std::size_t used = inflight_ + reserved;
+      if (used >= cfg_.max_inflight) {
+        if (cfg_.profile == Profile::sparkplug) flush_sync();  // let the window drain
+        break;
+      }
+      std::size_t n = std::min(cfg_.batch, cfg_.max_inflight - used);
+      if (st.backlog && !msg_bucket_.unlimited()) {
+        auto avail = static_cast<std::size_t>(std::max(0.0, msg_bucket_.available()));
+        n = std::min(n, avail);
+        if (n == 0) {
+          schedule_pump(msg_bucket_.wait_for(1.0));
+          continue;
+        }
+      }
+      if (st.backlog && !byte_bucket_.unlimited() && byte_bucket_.available() <= 0.0) {
+        schedule_pump(byte_bucket_.wait_for(1.0));
+        continue;
+      }
+      if (st.backlog) msg_bucket_.take(static_cast<double>(n));
+      st.fetching = true;
+      st.requested = n;
+      reserved += n;
+      std::uint64_t after = st.cursor;
+      std::uint64_t epoch = epoch_;
+      std::uint64_t grow_epoch = grow_epoch_;
+      std::weak_ptr<Impl> weak = shared_from_this();
+      outbox_.fetch(
+          st.lane, after, n, [weak, i, epoch, grow_epoch](std::vector<UplinkRecord> recs) {
+            auto self = weak.lock();
+            if (!self) return;
+            asio::post(self->io_, [weak, i, epoch, grow_epoch, recs = std::move(recs)]() mutable {
+              if (auto s = weak.lock()) s->fetched(i, epoch, grow_epoch, std::move(recs));
+            });
+          });
+    }
+  }
+
+  void schedule_pump(std::chrono::milliseconds delay) {
+    if (pump_scheduled_) return;
+    pump_scheduled_ = true;
+    pump_timer_.expires_after(std::max(delay, std::chrono::milliseconds(1)));
+    std::weak_ptr<Impl> weak = shared_from_this();
+    pump_timer_.async_wait([weak](const boost::system::error_code& ec) {
+      auto s = weak.lock();
+      if (!s) return;
+      s->pump_scheduled_ = false;
+      if (!ec) s->pump();
+    });
+  }
+
+  void fetched(std::size_t index, std::uint64_t epoch, std::uint64_t grow_epoch,
+               std::vector<UplinkRecord> recs) {
+    Stream& st = streams_[index];
+    if (epoch != epoch_) return;  // from an earlier connection / online period
+    st.fetching = false;
+    if (!online_ || !conn_) return;
+    int lane = static_cast<int>(st.lane);
+    bool ended = recs.size() < st.requested;
+    std::size_t sent = 0;
+    for (UplinkRecord& r : recs) {
+      if (st.backlog && r.id > live_from_[lane]) {
+        ended = true;  // the live stream sends these
+        break;
+      }
+      if (r.id <= st.cursor) continue;
+      if (!send_record(r, st.backlog)) return;  // connection failed; state was reset
+      st.cursor = r.id;
+      ++sent;
+    }
+    if (st.backlog && sent < st.requested)
+      msg_bucket_.take(-static_cast<double>(st.requested - sent));
+    if (ended) {
+      // A live stream may have missed a commit that raced with this fetch: only call it
+      // exhausted when no growth was signalled since the fetch started.
+      st.exhausted = st.backlog || grow_epoch == grow_epoch_;
+      if (st.backlog && st.cursor < live_from_[lane]) st.cursor = live_from_[lane];
+    }
+    if (cfg_.profile == Profile::sparkplug && (unsynced_.size() >= cfg_.batch || ended)) {
+      flush_sync();
+    }
+    update_stats();
+    pump();
+  }
+
+  // Publishes one record; false when the connection broke (and was torn down).
+  bool send_record(const UplinkRecord& r, bool historical) {
+    std::string payload;
+    std::string topic;
+    int mid = 0;
+    int rc = 0;
+    if (cfg_.profile == Profile::sparkplug) {
+      if (node_.learn(r)) {
+        send_dbirth(r.asset, *node_.device(r.asset), now_ms());
+        std::lock_guard lock(stats_mu_);
+        stats_.births++;
+      }
+      payload = spb::encode_ddata(*node_.device(r.asset), r, next_seq(), now_ms(), historical);
+      topic = spb::device_topic(cfg_.group_id, "DDATA", cfg_.edge_node_id, r.asset);
+      rc = conn_->publish(topic, payload.data(), payload.size(), 0, false, &mid);
+      if (rc == 0) unsynced_.push_back(r.id);
+    } else {
+      payload = json::encode_record(r, cfg_.edge_node_id, connect_count_, json_seq_++, historical);
+      topic = json::record_topic(cfg_.json_prefix, cfg_.edge_node_id, r);
+      rc = conn_->publish(topic, payload.data(), payload.size(), 1, false, &mid);
+      if (rc == 0) pending_[mid] = {r.id};
+    }
+    if (rc != 0) {
+      connection_closed("publish: " + mosquitto_error_text(rc));
+      return false;
+    }
+    ++inflight_;
+    if (historical) byte_bucket_.take(static_cast<double>(payload.size()));
+    std::lock_guard lock(stats_mu_);
+    stats_.messages_sent++;
+    stats_.bytes_sent += payload.size();
+    return true;
+  }
+
+  // Sparkplug: one QoS 1 publish whose PUBACK confirms every DATA sent before it.
+  void flush_sync() {
+    if (unsynced_.empty() || !conn_) return;
+    std::string topic = "vibgate/sync/";
+    topic += cfg_.group_id;
+    topic += '/';
+    topic += cfg_.edge_node_id;
+    std::string body = std::to_string(unsynced_.back());
+    int mid = 0;
+    int rc = conn_->publish(topic, body.data(), body.size(), 1, false, &mid);
+    if (rc != 0) {
+      connection_closed("publish: " + mosquitto_error_text(rc));
+      return;
+    }
+    pending_[mid] = std::move(unsynced_);
+    unsynced_.clear();
+  }
+
+  void publish_raw(const std::string& topic, const std::string& payload, int qos) {
+    int rc = conn_->publish(topic, payload.data(), payload.size(), qos, false, nullptr);
+    if (rc != 0) spdlog::warn("uplink: publish {}: {}", topic, mosquitto_error_text(rc));
+  }
+
+  void update_stats() {
+    std::lock_guard lock(stats_mu_);
+    stats_.connected = connected_;
+    stats_.online = online_;
+    stats_.in_flight = inflight_;
+    stats_.bd_seq = static_cast<std::uint32_t>(bd_seq());
+  }
+
+  UplinkStats snapshot() const {
+    UplinkStats s;
+    {
+      std::lock_guard lock(stats_mu_);
+      s = stats_;
+    }
+    s.outbox = outbox_.outbox_stats();
+    return s;
+  }
+
+  asio::io_context& io_;
+  UplinkConfig cfg_;
+  OutboxSource& outbox_;
+  asio::steady_timer reconnect_timer_;
+  asio::steady_timer pump_timer_;
+  std::chrono::milliseconds backoff_;
+  std::mt19937 rng_{std::random_device{}()};
+  std::shared_ptr<MqttConnection> conn_;
+  bool running_ = false;
+  bool connected_ = false;
+  bool online_ = false;
+  bool host_online_ = true;
+  bool pump_scheduled_ = false;
+  std::uint64_t session_ = 0;        // connection attempt; stale events compare against it
+  std::uint64_t epoch_ = 0;          // online period; stale fetch results compare against it
+  std::uint64_t grow_epoch_ = 0;     // outbox growth notifications seen
+  std::uint64_t connect_count_ = 0;  // persisted: bdSeq = connect_count_ % 256
+  std::uint64_t json_seq_ = 0;
+  std::uint8_t seq_ = 0;
+  spb::NodeModel node_;
+  Stream streams_[4];
+  std::uint64_t live_from_[kLaneCount] = {0, 0};
+  std::unordered_map<int, std::vector<std::uint64_t>> pending_;  // mid → outbox ids it confirms
+  std::vector<std::uint64_t> unsynced_;  // Sparkplug DATA sent since the last sync publish
+  std::vector<std::uint64_t> ack_buf_;   // confirmed, not yet handed to the outbox
+  std::size_t inflight_ = 0;
+  TokenBucket msg_bucket_;
+  TokenBucket byte_bucket_;
+  mutable std::mutex stats_mu_;
+  UplinkStats stats_;
+};
+
+Uplink::Uplink(asio::io_context& io, UplinkConfig config, OutboxSource& outbox) {
+  std::string problem = validate(config);
+  if (!problem.empty()) throw std::invalid_argument(problem);
+  impl_ = std::make_shared<Impl>(io, std::move(config), outbox);
+}
+
+Uplink::~Uplink() {
+  if (impl_ && impl_->running_) impl_->stop();
+}
+
+void Uplink::start() { impl_->start(); }
+void Uplink::stop() { impl_->stop(); }
+UplinkStats Uplink::stats() const { return impl_->snapshot(); }
+
+}  // namespace vibgate::uplink
