@@ -24,3 +24,18 @@ set_tests_properties(sim_mbpoll PROPERTIES
   ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_SIM=$<TARGET_FILE:vibgate-sim>" TIMEOUT 300)
 vibgate_add_gtest(sim_test sim/sim_test.cpp)
 target_link_libraries(sim_test PRIVATE vibgate_sim)
+# Storage: the durable SQLite store against real files in /tmp (sqlite3 linked directly to
+# inspect the files behind the store's back; the schema fixtures' folder compiled in).
+pkg_check_modules(VIBGATE_TEST_SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+function(vibgate_add_storage_gtest name)
+  add_executable(${name} ${ARGN})
+  target_link_libraries(${name} PRIVATE vibgate::storage vibgate_build_flags GTest::gtest_main
+                        PkgConfig::VIBGATE_TEST_SQLITE3)
+  target_compile_definitions(${name} PRIVATE
+    VIBGATE_STORAGE_SCHEMA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/storage/schemas")
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES ENVIRONMENT "${VIBGATE_TEST_ENV}" TIMEOUT 120)
+endfunction()
+vibgate_add_storage_gtest(storage_test storage/store_test.cpp)
+vibgate_add_storage_gtest(storage_quota_test storage/quota_test.cpp)
+vibgate_add_storage_gtest(storage_crash_test storage/crash_test.cpp)
