@@ -39,3 +39,17 @@ endfunction()
 vibgate_add_storage_gtest(storage_test storage/store_test.cpp)
 vibgate_add_storage_gtest(storage_quota_test storage/quota_test.cpp)
 vibgate_add_storage_gtest(storage_crash_test storage/crash_test.cpp)
+# MQTT test infrastructure of the uplink (tests/uplink/mqtt_env.py): real mosquitto, paho
+# collector, fault-injecting proxy, PKI, Tahu JS + protoc Sparkplug decoders. npm installs
+# sparkplug-payload into ${CMAKE_BINARY_DIR}/npm-sparkplug on the first run (needs the network).
+vibgate_add_pytest(uplink_mqtt_env uplink/test_mqtt_env.py)
+set_tests_properties(uplink_mqtt_env PROPERTIES
+  ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_BUILD_DIR=${CMAKE_BINARY_DIR}" TIMEOUT 300)
+# Store + uplink wired as in the daemon, against a real broker through outages (docs/uplink.md).
+add_executable(uplink_driver uplink/uplink_driver.cpp)
+target_link_libraries(uplink_driver PRIVATE vibgate::storage vibgate::uplink vibgate_build_flags
+                      CLI11::CLI11 nlohmann_json::nlohmann_json)
+vibgate_add_pytest(uplink_outage uplink/test_uplink_outage.py)
+set_tests_properties(uplink_outage PROPERTIES
+  ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_BUILD_DIR=${CMAKE_BINARY_DIR};VIBGATE_UPLINK_DRIVER=$<TARGET_FILE:uplink_driver>"
+  RUN_SERIAL TRUE TIMEOUT 600)

@@ -108,7 +108,7 @@ std::string validate(const UplinkConfig& c) {
   if (c.host.empty()) return "uplink.host: empty";
   if (c.port == 0) return "uplink.port: must be 1..65535";
   if (c.keepalive.count() < 5 || c.keepalive.count() > 65535) {
-    return "uplink.keepalive_s: must be 5..65535";
+    return "uplink.keepalive_s: must be 5..65535 (libmosquitto's range)";
   }
   if (c.batch == 0 || c.batch > 65535) return "uplink.batch: must be 1..65535";
   if (c.max_inflight < c.batch) return "uplink.max_inflight: must be >= batch";
@@ -451,6 +451,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
     {
       std::lock_guard lock(stats_mu_);
       stats_.messages_acked += ack_buf_.size();
+      stats_.in_flight = inflight_;
     }
     ack_buf_.clear();
   }
