@@ -15,6 +15,8 @@ none is missing, order holds per asset within each stream, duplicates carry the 
   e) gateway killed (SIGKILL) mid-drain and restarted: the broker publishes its Will (NDEATH with
      the bdSeq of that connection's NBIRTH); the restarted gateway delivers the rest, bdSeq + 1
   f) connection blackholed (no RST, nothing answers): keepalive notices, the gateway reconnects
+  i) credentials from a file: a wrong password is refused with the broker's reason, the right
+     one works, and the password appears in no output
   g) TLS: a broker whose certificate the gateway's CA does not sign is refused with a clear
      error and nothing is sent; with the right CA (and a client certificate) everything arrives
   h) Sparkplug primary host: nothing before its STATE is online; paused while offline; rebirth
@@ -477,6 +479,38 @@ def scenario_tls(work, decode):
         col.stop()
 
 
+def scenario_credentials(work, decode):
+    users = {"gateway": "s3cret-pw", "reader": "r3ader"}
+    with mqtt_env.Broker(os.path.join(work, "i"), users=users) as broker:
+        col = mqtt_env.Collector(broker.port, username="reader", password="r3ader")
+        col.wait_connected(10)
+        bad = os.path.join(work, "bad.cred")
+        with open(bad, "w") as f:
+            f.write("gateway\nwrong-pw-xyz\n")
+        d = Driver(os.path.join(work, "i_bad.db"), broker.port, "--produce", 50,
+                   "--credentials-file", bad, "--timeout", 3)
+        d.wait(20)
+        ex = d.last("exit")
+        err = d.stderr()
+        C.check("i: wrong password refused with the broker's reason",
+                ex and ex["connects"] == 0 and "not authori" in ex["last_error"].lower(),
+                ex["last_error"] if ex else "")
+        C.check("i: the password is never logged", "wrong-pw-xyz" not in err and
+                "wrong-pw-xyz" not in json.dumps(d.events))
+        good = os.path.join(work, "good.cred")
+        with open(good, "w") as f:
+            f.write("gateway\ns3cret-pw\n")
+        d = Driver(os.path.join(work, "i_ok.db"), broker.port, "--produce", 300,
+                   "--credentials-file", good, "--exit-when-drained", "--timeout", 30)
+        rc = d.wait(40)
+        C.check("i: right credentials: drained", rc == 0, d.stderr()[-300:])
+        C.check("i: the password is never logged (success path)", "s3cret-pw" not in d.stderr())
+        time.sleep(0.3)
+        recs, problems = spb_records(Spb(col.messages(), decode))
+        check_delivery("i", recs, range(1, 301))
+        col.stop()
+
+
 def scenario_primary_host(work, decode):
     with mqtt_env.Broker(os.path.join(work, "h")) as broker:
         col = mqtt_env.Collector(broker.port)
@@ -532,6 +566,7 @@ def main():
             ("gateway-kill", lambda: scenario_gateway_kill(work, decode)),
             ("blackhole", lambda: scenario_blackhole(work, decode)),
             ("tls", lambda: scenario_tls(work, decode)),
+            ("credentials", lambda: scenario_credentials(work, decode)),
             ("primary-host", lambda: scenario_primary_host(work, decode)),
         ]
         only = sys.argv[1:]
