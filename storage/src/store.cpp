@@ -218,7 +218,7 @@ struct Store::Impl {
 
   // ---- reader ----
   void fetch_loop();
-  std::vector<UplinkRecord> do_fetch(Lane lane, std::uint64_t after_id, std::size_t max);
+  std::vector<UplinkRecord> do_fetch(Lane lane, std::uint64_t after_id, std::size_t max, bool* ok);
 
   void shutdown();
 };
@@ -888,8 +888,9 @@ void Store::Impl::fetch_loop() {
   }
 }
 
-std::vector<UplinkRecord> Store::Impl::do_fetch(Lane lane, std::uint64_t after_id,
-                                                std::size_t max) {
+std::vector<UplinkRecord> Store::Impl::do_fetch(Lane lane, std::uint64_t after_id, std::size_t max,
+                                                bool* ok) {
+  *ok = true;
   std::vector<UplinkRecord> out;
   if (max == 0) return out;
   std::lock_guard rl(reader_mu);
@@ -897,31 +898,47 @@ std::vector<UplinkRecord> Store::Impl::do_fetch(Lane lane, std::uint64_t after_i
       "SELECT id, kind, asset, wall_ms, body FROM outbox WHERE lane = ? AND id > ? ORDER BY id");
   if (!s) {
     set_error("fetch: " + rdb.errmsg());
+    *ok = false;
     return out;
   }
   StmtReset reset(*s);
   s->bind_int(1, static_cast<int>(lane));
   s->bind_int(2, static_cast<std::int64_t>(std::min<std::uint64_t>(after_id, INT64_MAX)));
-  std::lock_guard al(acked_mu);
-  while (out.size() < max && s->step() == SQLITE_ROW) {
-    const auto id = static_cast<std::uint64_t>(s->col_int(0));
-    if (acked.count(id)) continue;
-    UplinkRecord r;
-    r.id = id;
-    r.lane = lane;
-    const auto kind = s->col_int(1);
-    r.kind = kind == 1 ? RecordKind::alert : kind == 2 ? RecordKind::health : RecordKind::result;
-    r.asset = s->col_text(2);
-    r.wall_ms = s->col_int(3);
-    const auto body = s->col_blob(4);
-    if (!detail::decode_metrics(body.data(), body.size(), r.metrics)) {
-      std::string what = "fetch: undecodable outbox entry ";
-      what += std::to_string(id);
-      set_error(what);
-      continue;
+  // Rows are read in chunks and acknowledged entries filtered per chunk under acked_mu, so the
+  // loop thread's acknowledge() never waits for this query.
+  int rc = SQLITE_ROW;
+  for (;;) {
+    const std::size_t target = max + 16;
+    while (out.size() < target && (rc = s->step()) == SQLITE_ROW) {
+      UplinkRecord r;
+      r.id = static_cast<std::uint64_t>(s->col_int(0));
+      r.lane = lane;
+      const auto kind = s->col_int(1);
+      r.kind = kind == 1 ? RecordKind::alert : kind == 2 ? RecordKind::health : RecordKind::result;
+      r.asset = s->col_text(2);
+      r.wall_ms = s->col_int(3);
+      const auto body = s->col_blob(4);
+      if (!detail::decode_metrics(body.data(), body.size(), r.metrics)) {
+        std::string what = "fetch: undecodable outbox entry ";
+        what += std::to_string(r.id);
+        set_error(what);
+        continue;
+      }
+      out.push_back(std::move(r));
     }
-    out.push_back(std::move(r));
+    {
+      std::lock_guard al(acked_mu);
+      if (!acked.empty()) {
+        std::erase_if(out, [&](const UplinkRecord& r) { return acked.count(r.id) != 0; });
+      }
+    }
+    if (out.size() >= max || rc != SQLITE_ROW) break;
   }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    set_error("fetch: " + rdb.errmsg());
+    *ok = false;
+  }
+  if (out.size() > max) out.resize(max);
   return out;
 }
 
@@ -1198,8 +1215,9 @@ void Store::fetch(Lane lane, std::uint64_t after_id, std::size_t max, FetchDone 
     if (!im.fetch_stop) {
       Impl* p = &im;
       im.fetch_tasks.push_back([p, lane, after_id, max, done] {
-        auto recs = p->do_fetch(lane, after_id, max);
-        if (done) done(std::move(recs));
+        bool ok = true;
+        auto recs = p->do_fetch(lane, after_id, max, &ok);
+        if (done) done(std::move(recs), ok);
       });
       queued = true;
     }
@@ -1209,7 +1227,7 @@ void Store::fetch(Lane lane, std::uint64_t after_id, std::size_t max, FetchDone 
     im.fetch_cv.notify_one();
   } else if (done) {  // closing (or out of memory): an empty answer, on this thread
     try {
-      done({});
+      done({}, false);
     } catch (...) {
     }
   }

@@ -162,7 +162,8 @@ inline std::vector<UplinkRecord> fetch_sync(OutboxSource& src, Lane lane, std::u
     std::vector<UplinkRecord> out;
   };
   auto st = std::make_shared<State>();
-  src.fetch(lane, after, max, [st](std::vector<UplinkRecord> recs) {
+  src.fetch(lane, after, max, [st](std::vector<UplinkRecord> recs, bool ok) {
+    EXPECT_TRUE(ok) << "fetch reported a read error";
     std::lock_guard lk(st->m);
     st->out = std::move(recs);
     st->done = true;

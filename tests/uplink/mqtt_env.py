@@ -30,7 +30,7 @@ message that says what was being waited for and (for the broker) the tail of its
   TcpProxy(target_port, *, target_host="127.0.0.1", port=None)
       .port .mode .set_mode("forward"|"refuse"|"blackhole") .forward() .refuse() .blackhole()
       .active() -> dict  .stats -> dict  .close(timeout=5)  context manager
-  node_sparkplug_decoder(build_dir, timeout=300) -> decode(list[bytes]) -> list[dict]
+  node_sparkplug_decoder(build_dir, timeout=180) -> decode(list[bytes]) -> list[dict]
   protoc_decode(proto_path, message_type, payload_bytes) -> str
   protoc_encode(proto_path, message_type, text) -> bytes
   SPARKPLUG_PROTO   (path of uplink/proto/sparkplug_b.proto in this source tree)
@@ -1001,7 +1001,7 @@ def _json_hook(obj):
     return obj
 
 
-def node_sparkplug_decoder(build_dir, timeout=300.0):
+def node_sparkplug_decoder(build_dir, timeout=180.0):
     """Installs Eclipse Tahu's JavaScript `sparkplug-payload` (version pinned in
     tests/uplink/sparkplug-decoder/package.json + package-lock.json) into
     <build_dir>/npm-sparkplug once (npm needs the network only then) and returns
@@ -1032,7 +1032,8 @@ def node_sparkplug_decoder(build_dir, timeout=300.0):
         if not fresh:
             for n in ("package.json", "package-lock.json"):
                 shutil.copyfile(os.path.join(DECODER_DIR, n), os.path.join(install, n))
-            cmd = [npm, "install", "--no-audit", "--no-fund", "--prefix", install]
+            cmd = [npm, "install", "--no-audit", "--no-fund", "--fetch-retries", "2",
+                   "--fetch-retry-maxtimeout", "10000", "--prefix", install]
             try:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired:

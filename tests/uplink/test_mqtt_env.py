@@ -227,8 +227,9 @@ def test_sparkplug(c, work):
         c.check("b protoc --decode rejects garbage", "failed" in str(e), str(e)[:120])
 
     n = 2000
-    many = [env.protoc_encode(proto, PAYLOAD_TYPE, f"seq: {i % 256} metrics {{ alias: {i} "
-                              f"datatype: 10 double_value: {i}.5 }}") for i in range(20)] * (n // 20)
+    distinct = [env.protoc_encode(proto, PAYLOAD_TYPE, f"seq: {i % 256} metrics {{ alias: {i} "
+                                  f"datatype: 10 double_value: {i}.5 }}") for i in range(20)]
+    many = distinct * (n // 20)
     t0 = time.monotonic()
     out = decode(many)
     dt = time.monotonic() - t0

@@ -509,6 +509,21 @@ def scenario_credentials(work, decode):
         recs, problems = spb_records(Spb(col.messages(), decode))
         check_delivery("i", recs, range(1, 301))
         col.stop()
+    # MQTT 5: a broker that refuses the publishes (ACL: read-only) answers PUBACK with reason
+    # 0x87; nothing may leave the outbox.
+    acl = os.path.join(work, "acl")
+    with open(acl, "w") as f:
+        f.write("user gateway\ntopic read #\n")
+    with mqtt_env.Broker(os.path.join(work, "i2"), users={"gateway": "s3cret-pw"},
+                         extra_conf=[f"acl_file {acl}"]) as broker:
+        good = os.path.join(work, "good.cred")
+        d = Driver(os.path.join(work, "i_acl.db"), broker.port, "--produce", 50, "--profile",
+                   "json", "--mqtt", "5", "--credentials-file", good, "--timeout", 4)
+        d.wait(20)
+        ex = d.last("exit")
+        C.check("i: MQTT 5 PUBACK refusal (not authorized) acknowledges nothing",
+                ex and ex["acked"] == 0 and ex["depth_bulk"] == 50 and
+                "not authori" in ex["last_error"].lower(), json.dumps(ex)[:300] if ex else "")
 
 
 def scenario_primary_host(work, decode):

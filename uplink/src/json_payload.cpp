@@ -7,14 +7,14 @@
 namespace vibgate::uplink::json {
 
 std::string record_topic(const std::string& prefix, const std::string& node,
-                         const UplinkRecord& record) {
+                         const std::string& asset_level, RecordKind kind) {
   std::string t = prefix;
   t += '/';
   t += node;
   t += '/';
-  t += record.asset;
+  t += asset_level;
   t += '/';
-  t += to_string(record.kind);
+  t += to_string(kind);
   return t;
 }
 

@@ -17,7 +17,7 @@
 namespace vibgate::uplink::json {
 
 std::string record_topic(const std::string& prefix, const std::string& node,
-                         const UplinkRecord& record);
+                         const std::string& asset_level, RecordKind kind);
 std::string status_topic(const std::string& prefix, const std::string& node);
 std::string encode_record(const UplinkRecord& record, const std::string& node,
                           std::uint64_t session, std::uint64_t seq, bool historical);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
@@ -55,8 +56,9 @@ MqttConnection::~MqttConnection() {
 }
 
 void MqttConnection::release_socket() {
-  boost::system::error_code ignored;
-  if (socket_.is_open()) socket_.close(ignored);  // our dup; libmosquitto closes its own fd
+  // Our dup: release() deregisters it from the reactor first (close() alone would leave the
+  // epoll item alive while libmosquitto's fd keeps the socket open).
+  if (socket_.is_open()) ::close(socket_.release());
   connect_timer_.cancel();
   misc_timer_.cancel();
 }
@@ -71,14 +73,18 @@ void MqttConnection::open() {
   }
   int proto = options_.version == MqttVersion::v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311;
   mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, proto);
-  mosquitto_max_inflight_messages_set(mosq_, static_cast<unsigned>(options_.max_inflight));
+  // Nagle + delayed ACK would hold a small sync publish ~40 ms behind the DATA before it.
+  mosquitto_int_option(mosq_, MOSQ_OPT_TCP_NODELAY, 1);
+  int rc =
+      mosquitto_int_option(mosq_, MOSQ_OPT_SEND_MAXIMUM,
+                           static_cast<int>(std::min<std::size_t>(options_.max_inflight, 65535)));
+  if (rc != MOSQ_ERR_SUCCESS) return fail("send maximum: " + mosquitto_error_text(rc));
   mosquitto_connect_callback_set(mosq_, &MqttConnection::on_connect_cb);
   mosquitto_disconnect_callback_set(mosq_, &MqttConnection::on_disconnect_cb);
-  mosquitto_publish_callback_set(mosq_, &MqttConnection::on_publish_cb);
+  mosquitto_publish_v5_callback_set(mosq_, &MqttConnection::on_publish_cb);
   mosquitto_message_callback_set(mosq_, &MqttConnection::on_message_cb);
   mosquitto_log_callback_set(mosq_, &MqttConnection::on_log_cb);
 
-  int rc = MOSQ_ERR_SUCCESS;
   if (!options_.username.empty()) {
     rc = mosquitto_username_pw_set(mosq_, options_.username.c_str(),
                                    options_.password.empty() ? nullptr : options_.password.c_str());
@@ -221,8 +227,14 @@ void MqttConnection::arm_misc() {
 int MqttConnection::publish(const std::string& topic, const void* data, std::size_t size, int qos,
                             bool retain, int* mid) {
   if (closed_ || !connected_) return MOSQ_ERR_NO_CONN;
-  int rc = mosquitto_publish(mosq_, mid, topic.c_str(), static_cast<int>(size), data, qos, retain);
-  if (rc == MOSQ_ERR_SUCCESS) arm_write();
+  int local_mid = 0;
+  int rc = mosquitto_publish(mosq_, &local_mid, topic.c_str(), static_cast<int>(size), data, qos,
+                             retain);
+  if (rc == MOSQ_ERR_SUCCESS) {
+    if (qos > 0) qos1_mids_.insert(local_mid);
+    arm_write();
+  }
+  if (mid != nullptr) *mid = local_mid;
   return rc;
 }
 
@@ -237,10 +249,10 @@ std::size_t MqttConnection::queued_bytes_hint() const {
   return (mosq_ != nullptr && mosquitto_want_write(mosq_)) ? 1 : 0;
 }
 
-void MqttConnection::close() {
+void MqttConnection::close(bool graceful) {
   if (closed_) return;
   closed_ = true;
-  if (mosq_ != nullptr && connected_) {
+  if (graceful && mosq_ != nullptr && connected_) {
     mosquitto_disconnect(mosq_);  // queues DISCONNECT; flush what the socket takes now
     for (int i = 0; i < 16 && !in_service_ && mosquitto_want_write(mosq_); ++i) {
       if (mosquitto_loop_write(mosq_, 1) != MOSQ_ERR_SUCCESS) break;
@@ -286,9 +298,17 @@ void MqttConnection::on_disconnect_cb(struct mosquitto*, void* obj, int rc) {
   self->fail(why);
 }
 
-void MqttConnection::on_publish_cb(struct mosquitto*, void* obj, int mid) {
+void MqttConnection::on_publish_cb(struct mosquitto*, void* obj, int mid, int reason,
+                                   const struct mqtt5__property*) {
   auto* self = static_cast<MqttConnection*>(obj);
   if (self->closed_) return;
+  if (self->qos1_mids_.erase(mid) == 0) return;  // a QoS 0 packet was written, not a PUBACK
+  if (reason >= 0x80) {  // MQTT 5: the broker refused the message (not authorized, quota, ...)
+    std::string why = "broker rejected a publish: ";
+    why += mosquitto_reason_string(reason);
+    self->fail(why);
+    return;
+  }
   if (self->events_.on_acked) self->events_.on_acked(mid);
 }
 

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_set>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -26,6 +27,7 @@
 
 struct mosquitto;
 struct mosquitto_message;
+struct mqtt5__property;
 
 namespace vibgate::uplink {
 
@@ -70,9 +72,10 @@ class MqttConnection : public std::enable_shared_from_this<MqttConnection> {
               int* mid);
   int subscribe(const std::string& topic, int qos);
 
-  // Loop thread. Sends DISCONNECT if connected (after what is queued) and closes; no further
+  // Loop thread. graceful: sends DISCONNECT if connected (after what is queued; the broker then
+  // drops the Will); otherwise just closes the socket (the broker publishes the Will). No further
   // events are delivered. Safe to call from inside an event handler.
-  void close();
+  void close(bool graceful);
 
   bool connected() const { return connected_; }
   std::size_t queued_bytes_hint() const;  // rough: 0 when libmosquitto has nothing queued
@@ -87,7 +90,8 @@ class MqttConnection : public std::enable_shared_from_this<MqttConnection> {
   void release_socket();
   static void on_connect_cb(struct mosquitto*, void* obj, int rc);
   static void on_disconnect_cb(struct mosquitto*, void* obj, int rc);
-  static void on_publish_cb(struct mosquitto*, void* obj, int mid);
+  static void on_publish_cb(struct mosquitto*, void* obj, int mid, int reason,
+                            const struct mqtt5__property* props);
   static void on_message_cb(struct mosquitto*, void* obj, const struct mosquitto_message* msg);
   static void on_log_cb(struct mosquitto*, void* obj, int level, const char* text);
 
@@ -101,9 +105,12 @@ class MqttConnection : public std::enable_shared_from_this<MqttConnection> {
   bool read_armed_ = false;
   bool write_armed_ = false;
   bool connected_ = false;
-  bool closed_ = false;         // close() called or failure reported
-  bool in_service_ = false;     // inside mosquitto_loop_* (callbacks must not re-enter it)
-  std::string last_log_error_;  // libmosquitto's last error-level log line (TLS details)
+  bool closed_ = false;                // close() called or failure reported
+  bool in_service_ = false;            // inside mosquitto_loop_* (callbacks must not re-enter it)
+  std::string last_log_error_;         // libmosquitto's last error-level log line (TLS details)
+  std::unordered_set<int> qos1_mids_;  // our QoS 1 publishes awaiting PUBACK: message ids are
+                                       // 16-bit and shared with QoS 0 writes, which also call
+                                       // on_publish — only these are PUBACKs
 };
 
 // Human-readable libmosquitto error ("connection refused", "TLS error", ...).

@@ -87,35 +87,63 @@ std::uint32_t datatype_of(const Metric::Value& v) {
   }
 }
 
-bool NodeModel::add_metric(DeviceModel& dev, const std::string& name, std::uint32_t datatype) {
+std::size_t NodeModel::add_metric(DeviceModel& dev, const std::string& name, std::uint32_t datatype,
+                                  bool* changed) {
   auto it = dev.by_name.find(name);
   if (it != dev.by_name.end()) {
     MetricDef& def = dev.metrics[it->second];
-    if (def.datatype == datatype) return false;
-    def.datatype = datatype;  // type changed: same alias, new DBIRTH announces the new type
-    def.last.reset();
-    return true;
+    if (def.datatype != datatype) {
+      def.datatype = datatype;  // type changed: same alias, a new DBIRTH announces the new type
+      def.last.reset();
+      *changed = true;
+    }
+    return it->second;
   }
-  dev.by_name.emplace(name, dev.metrics.size());
+  std::size_t index = dev.metrics.size();
+  dev.by_name.emplace(name, index);
   dev.metrics.push_back(MetricDef{name, next_alias_++, datatype, std::nullopt});
-  return true;
+  *changed = true;
+  return index;
 }
 
 bool NodeModel::declare_device(const std::string& asset) {
   auto [it, inserted] = devices_.try_emplace(asset);
   bool changed = inserted;
-  changed |= add_metric(it->second, kMsgIdMetric, DT::UInt64);
-  for (const auto& d : kDefaultMetrics) changed |= add_metric(it->second, d.name, d.datatype);
+  add_metric(it->second, kMsgIdMetric, DT::UInt64, &changed);
+  for (const auto& d : kDefaultMetrics) {
+    std::size_t index = add_metric(it->second, d.name, d.datatype, &changed);
+    std::string_view full = d.name;
+    std::size_t slash = full.find('/');
+    std::string_view kind = full.substr(0, slash);
+    int k = kind == "result" ? 0 : kind == "alert" ? 1 : 2;
+    it->second.by_kind[k].emplace(std::string(full.substr(slash + 1)), index);
+  }
   return changed;
 }
 
 bool NodeModel::learn(const UplinkRecord& record) {
-  bool changed = devices_.count(record.asset) == 0 && declare_device(record.asset);
-  DeviceModel& dev = devices_[record.asset];
+  bool changed = false;
+  auto it = devices_.find(record.asset);
+  if (it == devices_.end()) {
+    changed = declare_device(record.asset);
+    it = devices_.find(record.asset);
+  }
+  DeviceModel& dev = it->second;
+  auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 3];
   for (const Metric& m : record.metrics) {
-    std::string name = metric_name(record.kind, m.name);
-    changed |= add_metric(dev, name, datatype_of(m.value));
-    dev.metrics[dev.by_name[name]].last = m.value;
+    std::uint32_t type = datatype_of(m.value);
+    auto found = by_kind.find(m.name);
+    std::size_t index;
+    if (found == by_kind.end()) {
+      index = add_metric(dev, metric_name(record.kind, m.name), type, &changed);
+      by_kind.emplace(m.name, index);
+    } else {
+      index = found->second;
+      if (dev.metrics[index].datatype != type) {
+        add_metric(dev, dev.metrics[index].name, type, &changed);
+      }
+    }
+    dev.metrics[index].last = m.value;
   }
   return changed;
 }
@@ -196,30 +224,33 @@ std::string encode_dbirth(const DeviceModel& dev, std::uint8_t seq, std::int64_t
   return serialize(p);
 }
 
-std::string encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8_t seq,
-                         std::int64_t now_ms, bool historical) {
-  PbPayload p;
+void encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8_t seq,
+                  std::int64_t now_ms, bool historical, std::string* out) {
+  thread_local PbPayload p;  // Clear() keeps the metric objects' memory for the next message
+  p.Clear();
   p.set_timestamp(static_cast<std::uint64_t>(now_ms));
   p.set_seq(seq);
   auto ts = static_cast<std::uint64_t>(record.wall_ms);
-  auto add = [&](const std::string& name, const Metric::Value& v, bool is_id) {
-    auto it = dev.by_name.find(name);
-    if (it == dev.by_name.end()) return;  // cannot happen after learn()
-    const MetricDef& def = dev.metrics[it->second];
+  auto add = [&](const MetricDef& def) {
     auto* m = p.add_metrics();
     m->set_alias(def.alias);
     m->set_timestamp(ts);
     m->set_datatype(def.datatype);
     if (historical) m->set_is_historical(true);
-    if (is_id)
-      m->set_long_value(record.id);
-    else
-      set_value(m, def.datatype, v);
+    return m;
   };
-  add(kMsgIdMetric, Metric::Value{std::int64_t{0}}, true);
-  for (const Metric& metric : record.metrics)
-    add(metric_name(record.kind, metric.name), metric.value, false);
-  return serialize(p);
+  if (auto id = dev.by_name.find(kMsgIdMetric); id != dev.by_name.end()) {
+    add(dev.metrics[id->second])->set_long_value(record.id);
+  }
+  const auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 3];
+  for (const Metric& metric : record.metrics) {
+    auto it = by_kind.find(metric.name);
+    if (it == by_kind.end()) continue;  // cannot happen after learn()
+    const MetricDef& def = dev.metrics[it->second];
+    set_value(add(def), def.datatype, metric.value);
+  }
+  out->clear();
+  p.SerializeToString(out);
 }
 
 bool is_rebirth_command(const std::string& payload, std::string* error) {

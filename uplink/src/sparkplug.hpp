@@ -32,7 +32,10 @@ struct MetricDef {
 
 struct DeviceModel {
   std::vector<MetricDef> metrics;
-  std::unordered_map<std::string, std::size_t> by_name;
+  std::unordered_map<std::string, std::size_t> by_name;  // full metric name → index
+  // Record metric name → index, per RecordKind (so a record's metrics are found without
+  // building "<kind>/<name>" strings per message).
+  std::unordered_map<std::string, std::size_t> by_kind[3];
 };
 
 // What the node has announced; owned by the uplink (loop thread).
@@ -48,7 +51,9 @@ class NodeModel {
   const DeviceModel* device(const std::string& asset) const;
 
  private:
-  bool add_metric(DeviceModel& dev, const std::string& name, std::uint32_t datatype);
+  // Returns the metric's index; `changed` is set when it is new or changed type.
+  std::size_t add_metric(DeviceModel& dev, const std::string& name, std::uint32_t datatype,
+                         bool* changed);
   std::map<std::string, DeviceModel> devices_;
   std::uint64_t next_alias_ = 100;  // node metrics use no aliases; devices start at 100
 };
@@ -66,8 +71,10 @@ std::string encode_nbirth(std::uint64_t bd_seq, std::uint8_t seq, std::int64_t n
                           const std::string& software);
 std::string encode_ndeath(std::uint64_t bd_seq, std::int64_t now_ms);
 std::string encode_dbirth(const DeviceModel& dev, std::uint8_t seq, std::int64_t now_ms);
-std::string encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8_t seq,
-                         std::int64_t now_ms, bool historical);
+// Call after NodeModel::learn(record). Writes into `out` (reused buffer). Loop thread only (a
+// thread-local message object is reused).
+void encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8_t seq,
+                  std::int64_t now_ms, bool historical, std::string* out);
 
 // True when an NCMD payload asks for a rebirth ("Node Control/Rebirth" = true).
 // Malformed payloads return false and set `error`.

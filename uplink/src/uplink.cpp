@@ -8,6 +8,7 @@
 // bounded by max_inflight.
 #include "vibgate/uplink/uplink.hpp"
 
+#include <mosquitto.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -39,6 +41,17 @@ std::int64_t now_ms() {
 }
 
 bool has_wildcard(const std::string& s) { return s.find_first_of("#+") != std::string::npos; }
+
+// An asset name as one topic level: MQTT wildcards and level separators become '_' (names from
+// the configuration are validated; this protects against any that are not).
+std::string topic_level(const std::string& name) {
+  if (!name.empty() && name.find_first_of("#+/") == std::string::npos) return name;
+  std::string out = name.empty() ? std::string("_") : name;
+  for (char& c : out) {
+    if (c == '#' || c == '+' || c == '/') c = '_';
+  }
+  return out;
+}
 
 // Token bucket for the backlog cap; rate 0 = unlimited.
 class TokenBucket {
@@ -112,6 +125,7 @@ std::string validate(const UplinkConfig& c) {
   }
   if (c.batch == 0 || c.batch > 65535) return "uplink.batch: must be 1..65535";
   if (c.max_inflight < c.batch) return "uplink.max_inflight: must be >= batch";
+  if (c.max_inflight > 32768) return "uplink.max_inflight: at most 32768 (16-bit message ids)";
   if (c.backlog_msgs_per_s < 0 || c.backlog_bytes_per_s < 0) {
     return "uplink.backlog rate: must be >= 0";
   }
@@ -141,11 +155,18 @@ std::string validate(const UplinkConfig& c) {
   return "";
 }
 
+// Storage threads reach the uplink only through this gate: they post to the loop while it is
+// open and never hold the uplink alive themselves, so the uplink is destroyed on the loop thread.
+struct CallbackGate {
+  std::mutex mu;
+  bool open = true;
+};
+
 struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   struct Stream {
     Lane lane = Lane::bulk;
     bool backlog = false;
-    std::uint64_t cursor = 0;  // highest id handed to the broker in this session
+    std::uint64_t cursor = 0;  // highest id handed to the broker in this online period
     bool fetching = false;
     bool exhausted = false;  // nothing more to fetch (until the outbox grows)
     std::size_t requested = 0;
@@ -157,7 +178,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
         outbox_(outbox),
         reconnect_timer_(io),
         pump_timer_(io),
-        backoff_(cfg_.reconnect_min) {
+        backoff_(cfg_.reconnect_min),
+        gate_(std::make_shared<CallbackGate>()) {
     if (cfg_.client_id.empty()) cfg_.client_id = "vibgate-" + cfg_.edge_node_id;
     streams_[0] = {Lane::alert, false};
     streams_[1] = {Lane::alert, true};
@@ -169,6 +191,13 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
                            std::max(65536.0, cfg_.backlog_bytes_per_s / 5.0));
     for (const auto& a : cfg_.assets) node_.declare_device(a);
     load_state();
+  }
+
+  ~Impl() { close_gate(); }
+
+  void close_gate() {
+    std::lock_guard lock(gate_->mu);
+    gate_->open = false;
   }
 
   // ---- state file: the connection counter (bdSeq and the JSON session) ----
@@ -201,18 +230,21 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   void start() {
     running_ = true;
     std::weak_ptr<Impl> weak = shared_from_this();
-    outbox_.on_outbox_grew([weak] {
-      if (auto self = weak.lock()) {
-        asio::post(self->io_, [weak] {
-          if (auto s = weak.lock()) s->outbox_grew();
-        });
-      }
+    auto gate = gate_;
+    asio::io_context* io = &io_;
+    outbox_.on_outbox_grew([weak, gate, io] {
+      std::lock_guard lock(gate->mu);
+      if (!gate->open) return;
+      asio::post(*io, [weak] {
+        if (auto s = weak.lock()) s->outbox_grew();
+      });
     });
     connect();
   }
 
   void stop() {
     running_ = false;
+    close_gate();
     reconnect_timer_.cancel();
     pump_timer_.cancel();
     if (conn_ && connected_) {
@@ -226,9 +258,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
                        st.size(), 1, true, nullptr);
       }
     }
-    if (conn_) conn_->close();
-    conn_.reset();
-    connected_ = online_ = false;
+    reset_session(true);
     update_stats();
   }
 
@@ -285,7 +315,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
 
   void connection_up() {
     connected_ = true;
-    backoff_ = cfg_.reconnect_min;
+    connected_at_ = Clock::now();
+    json_seq_ = 0;
     {
       std::lock_guard lock(stats_mu_);
       stats_.connects++;
@@ -296,11 +327,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
       conn_->subscribe(spb::node_topic(cfg_.group_id, "NCMD", cfg_.edge_node_id), 1);
       conn_->subscribe(spb::node_topic(cfg_.group_id, "DCMD", cfg_.edge_node_id) + "/+", 1);
       if (!cfg_.primary_host_id.empty()) {
-        host_online_ = false;  // wait for the host's retained STATE
-        std::string state = spb::kNamespace;
-        state += "/STATE/";
-        state += cfg_.primary_host_id;
-        conn_->subscribe(state, 1);
+        // Wait for the host's (retained) STATE before any BIRTH (Sparkplug 3.0).
+        conn_->subscribe(state_topic(), 1);
       }
     } else {
       std::string st = json::encode_status(true, connect_count_, now_ms());
@@ -311,11 +339,19 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
     update_stats();
   }
 
+  std::string state_topic() const {
+    std::string t = spb::kNamespace;
+    t += "/STATE/";
+    t += cfg_.primary_host_id;
+    return t;
+  }
+
   // Sends the BIRTHs (Sparkplug) and starts draining: everything now in the outbox is backlog.
   void go_online() {
     online_ = true;
     seq_ = 0;
     if (cfg_.profile == Profile::sparkplug) send_births();
+    if (!conn_) return;
     OutboxStats os = outbox_.outbox_stats();
     for (auto& st : streams_) {
       std::uint64_t max_id = os.lanes[static_cast<int>(st.lane)].max_id;
@@ -325,14 +361,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
       st.fetching = false;
     }
     ++epoch_;  // results of fetches started before this point are dropped
-    pump();
-  }
-
-  void go_offline(const std::string& why) {
-    if (!online_) return;
-    online_ = false;
-    spdlog::warn("uplink: pausing: {}", why);
     update_stats();
+    pump();
   }
 
   void send_births() {
@@ -344,52 +374,64 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
       send_dbirth(asset, dev, now);
       ++n;
     }
-    std::lock_guard lock(stats_mu_);
-    stats_.births += n;
+    births_ += n;
   }
 
   void send_dbirth(const std::string& asset, const spb::DeviceModel& dev, std::int64_t now) {
     std::string db = spb::encode_dbirth(dev, next_seq(), now);
-    publish_raw(spb::device_topic(cfg_.group_id, "DBIRTH", cfg_.edge_node_id, asset), db, 0);
+    publish_raw(spb::device_topic(cfg_.group_id, "DBIRTH", cfg_.edge_node_id, topic_level(asset)),
+                db, 0);
   }
 
   std::uint8_t next_seq() { return seq_++; }  // wraps 255 → 0
 
-  void connection_closed(const std::string& why) {
-    bool was_connected = connected_;
+  // Forgets everything tied to the current connection. Acknowledgements the broker already
+  // confirmed are handed to the outbox first; what was sent but not confirmed is simply fetched
+  // and sent again on the next connection.
+  void reset_session(bool graceful) {
+    flush_acks();
     connected_ = online_ = false;
-    if (conn_) conn_->close();
+    if (conn_) conn_->close(graceful);
     conn_.reset();
     ++session_;  // late events of the old connection are ignored
     ++epoch_;
     pending_.clear();
     unsynced_.clear();
-    ack_buf_.clear();
     inflight_ = 0;
     for (auto& st : streams_) st.fetching = false;
+  }
+
+  void connection_closed(const std::string& why) { close_and_retry(why, false); }
+
+  // graceful: a deliberate disconnect (Sparkplug NDEATH already published); otherwise the
+  // socket is dropped without DISCONNECT so the broker publishes the Will.
+  void close_and_retry(const std::string& why, bool graceful) {
+    bool was_connected = connected_;
+    // A connection that stayed up for a while earns a fresh backoff; one that drops right
+    // after CONNACK (a broker rejecting what we send, a flapping path) keeps backing off.
+    if (was_connected && Clock::now() - connected_at_ >= std::chrono::seconds(10)) {
+      backoff_ = cfg_.reconnect_min;
+    }
+    reset_session(graceful);
     {
       std::lock_guard lock(stats_mu_);
       if (!was_connected) stats_.connect_failures++;
       stats_.last_error = why;
     }
+    update_stats();
     if (!running_) return;
     std::string where = cfg_.host + ":" + std::to_string(cfg_.port);
-    if (was_connected)
-      spdlog::warn("uplink: broker {}: {}; reconnecting", where, why);
-    else
-      spdlog::warn("uplink: broker {}: {}; retry in {} ms", where, why, backoff_.count());
     // Exponential backoff with ±20 % jitter.
     std::uniform_real_distribution<double> jitter(0.8, 1.2);
     auto delay = std::chrono::milliseconds(
         static_cast<std::int64_t>(static_cast<double>(backoff_.count()) * jitter(rng_)));
-    if (was_connected) delay = std::min(delay, cfg_.reconnect_min);
     backoff_ = std::min(cfg_.reconnect_max, backoff_ * 2);
+    spdlog::warn("uplink: broker {}: {}; reconnecting in {} ms", where, why, delay.count());
     reconnect_timer_.expires_after(delay);
     std::weak_ptr<Impl> weak = shared_from_this();
     reconnect_timer_.async_wait([weak](const boost::system::error_code& ec) {
       if (auto s = weak.lock(); s && !ec) s->connect();
     });
-    update_stats();
   }
 
   // ---- incoming ----
@@ -405,6 +447,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
         spdlog::info("uplink: rebirth requested");
         if (online_) {
           flush_sync();
+          if (!conn_ || !online_) return;  // the sync publish failed and closed the connection
           seq_ = 0;
           send_births();
         }
@@ -413,24 +456,48 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
       }
       return;
     }
-    if (!cfg_.primary_host_id.empty() &&
-        topic == std::string(spb::kNamespace) + "/STATE/" + cfg_.primary_host_id) {
-      // Sparkplug 3.0: {"online": true|false, "timestamp": …}; older hosts send ONLINE/OFFLINE.
-      bool online = payload.find("\"online\":true") != std::string::npos ||
-                    payload.find("\"online\": true") != std::string::npos || payload == "ONLINE";
-      host_online_ = online;
-      if (online && !online_) {
-        spdlog::info("uplink: primary host {} online", cfg_.primary_host_id);
-        go_online();
-      } else if (!online) {
-        go_offline("primary host " + cfg_.primary_host_id + " offline");
+    if (!cfg_.primary_host_id.empty() && topic == state_topic()) host_state(payload);
+  }
+
+  // Sparkplug 3.0 STATE: {"online": true|false, "timestamp": ms}. Older (2.x) hosts send the
+  // strings ONLINE / OFFLINE. A message older than the newest seen is ignored.
+  void host_state(const std::string& payload) {
+    bool online = false;
+    std::int64_t ts = 0;
+    if (payload == "ONLINE" || payload == "OFFLINE") {
+      online = payload == "ONLINE";
+    } else {
+      auto j = nlohmann::json::parse(payload, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("online") ||
+          !j["online"].is_boolean()) {
+        spdlog::warn("uplink: {}: not a Sparkplug STATE payload; ignored", state_topic());
+        return;
       }
+      online = j["online"].get<bool>();
+      if (j.contains("timestamp") && j["timestamp"].is_number_integer()) {
+        ts = j["timestamp"].get<std::int64_t>();
+      }
+    }
+    if (ts != 0 && ts < host_state_ts_) return;  // stale (e.g. an old retained message)
+    if (ts != 0) host_state_ts_ = ts;
+    if (online && !online_) {
+      spdlog::info("uplink: primary host {} online", cfg_.primary_host_id);
+      go_online();
+    } else if (!online && online_) {
+      // Sparkplug 3.0: NDEATH and disconnect; reconnect and wait for the host to return. The
+      // outbox keeps everything meanwhile.
+      spdlog::warn("uplink: primary host {} offline; disconnecting until it returns",
+                   cfg_.primary_host_id);
+      std::string death = spb::encode_ndeath(bd_seq(), now_ms());
+      conn_->publish(spb::node_topic(cfg_.group_id, "NDEATH", cfg_.edge_node_id), death.data(),
+                     death.size(), 0, false, nullptr);
+      close_and_retry("primary host " + cfg_.primary_host_id + " offline", true);
     }
   }
 
   void acked(int mid) {
     auto it = pending_.find(mid);
-    if (it == pending_.end()) return;  // a QoS 0 write, a BIRTH or the status message
+    if (it == pending_.end()) return;  // a BIRTH, the status message or a subscription
     std::vector<std::uint64_t> ids = std::move(it->second);
     pending_.erase(it);
     inflight_ -= std::min<std::size_t>(inflight_, ids.size());
@@ -448,12 +515,9 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   void flush_acks() {
     if (ack_buf_.empty()) return;
     outbox_.acknowledge(ack_buf_);
-    {
-      std::lock_guard lock(stats_mu_);
-      stats_.messages_acked += ack_buf_.size();
-      stats_.in_flight = inflight_;
-    }
+    acked_ += ack_buf_.size();
     ack_buf_.clear();
+    update_stats();
   }
 
   void outbox_grew() {
@@ -500,12 +564,17 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
       std::uint64_t epoch = epoch_;
       std::uint64_t grow_epoch = grow_epoch_;
       std::weak_ptr<Impl> weak = shared_from_this();
+      auto gate = gate_;
+      asio::io_context* io = &io_;
       outbox_.fetch(
-          st.lane, after, n, [weak, i, epoch, grow_epoch](std::vector<UplinkRecord> recs) {
-            auto self = weak.lock();
-            if (!self) return;
-            asio::post(self->io_, [weak, i, epoch, grow_epoch, recs = std::move(recs)]() mutable {
-              if (auto s = weak.lock()) s->fetched(i, epoch, grow_epoch, std::move(recs));
+          st.lane, after, n,
+          [weak, gate, io, i, epoch, grow_epoch](std::vector<UplinkRecord> recs, bool ok) {
+            std::lock_guard lock(gate->mu);
+            if (!gate->open) return;
+            asio::post(*io, [weak, i, epoch, grow_epoch, ok, recs = std::move(recs)]() mutable {
+              if (auto s = weak.lock()) {
+                s->fetched(i, epoch, grow_epoch, std::move(recs), ok);
+              }
             });
           });
     }
@@ -525,13 +594,14 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void fetched(std::size_t index, std::uint64_t epoch, std::uint64_t grow_epoch,
-               std::vector<UplinkRecord> recs) {
+               std::vector<UplinkRecord> recs, bool ok) {
     Stream& st = streams_[index];
     if (epoch != epoch_) return;  // from an earlier connection / online period
     st.fetching = false;
     if (!online_ || !conn_) return;
     int lane = static_cast<int>(st.lane);
-    bool ended = recs.size() < st.requested;
+    // A failed read is not the end of the stream: continue after what arrived, retry later.
+    bool ended = ok && recs.size() < st.requested;
     std::size_t sent = 0;
     for (UplinkRecord& r : recs) {
       if (st.backlog && r.id > live_from_[lane]) {
@@ -539,56 +609,72 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
         break;
       }
       if (r.id <= st.cursor) continue;
-      if (!send_record(r, st.backlog)) return;  // connection failed; state was reset
+      if (!send_record(r, st.backlog)) return;  // the connection failed; state was reset
       st.cursor = r.id;
       ++sent;
     }
-    if (st.backlog && sent < st.requested)
+    if (st.backlog && sent < st.requested) {
       msg_bucket_.take(-static_cast<double>(st.requested - sent));
+    }
     if (ended) {
       // A live stream may have missed a commit that raced with this fetch: only call it
       // exhausted when no growth was signalled since the fetch started.
       st.exhausted = st.backlog || grow_epoch == grow_epoch_;
       if (st.backlog && st.cursor < live_from_[lane]) st.cursor = live_from_[lane];
     }
-    if (cfg_.profile == Profile::sparkplug && (unsynced_.size() >= cfg_.batch || ended)) {
+    if (cfg_.profile == Profile::sparkplug && (unsynced_.size() >= cfg_.batch || ended || !ok)) {
       flush_sync();
+      if (!conn_) return;
     }
     update_stats();
+    if (!ok) {
+      spdlog::warn("uplink: reading the outbox failed; retrying in 1 s");
+      schedule_pump(std::chrono::milliseconds(1000));
+      return;
+    }
     pump();
   }
 
   // Publishes one record; false when the connection broke (and was torn down).
   bool send_record(const UplinkRecord& r, bool historical) {
-    std::string payload;
-    std::string topic;
     int mid = 0;
     int rc = 0;
     if (cfg_.profile == Profile::sparkplug) {
       if (node_.learn(r)) {
         send_dbirth(r.asset, *node_.device(r.asset), now_ms());
-        std::lock_guard lock(stats_mu_);
-        stats_.births++;
+        ++births_;
       }
-      payload = spb::encode_ddata(*node_.device(r.asset), r, next_seq(), now_ms(), historical);
-      topic = spb::device_topic(cfg_.group_id, "DDATA", cfg_.edge_node_id, r.asset);
-      rc = conn_->publish(topic, payload.data(), payload.size(), 0, false, &mid);
+      if (!conn_) return false;
+      spb::encode_ddata(*node_.device(r.asset), r, next_seq(), now_ms(), historical, &payload_);
+      topic_ = spb::device_topic(cfg_.group_id, "DDATA", cfg_.edge_node_id, topic_level(r.asset));
+      rc = conn_->publish(topic_, payload_.data(), payload_.size(), 0, false, &mid);
       if (rc == 0) unsynced_.push_back(r.id);
     } else {
-      payload = json::encode_record(r, cfg_.edge_node_id, connect_count_, json_seq_++, historical);
-      topic = json::record_topic(cfg_.json_prefix, cfg_.edge_node_id, r);
-      rc = conn_->publish(topic, payload.data(), payload.size(), 1, false, &mid);
+      payload_ = json::encode_record(r, cfg_.edge_node_id, connect_count_, json_seq_++, historical);
+      topic_ =
+          json::record_topic(cfg_.json_prefix, cfg_.edge_node_id, topic_level(r.asset), r.kind);
+      rc = conn_->publish(topic_, payload_.data(), payload_.size(), 1, false, &mid);
       if (rc == 0) pending_[mid] = {r.id};
+    }
+    if (rc == MOSQ_ERR_INVAL || rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_PAYLOAD_SIZE ||
+        rc == MOSQ_ERR_OVERSIZE_PACKET) {
+      // This record can never be published (it would fail the same way on every connection):
+      // it leaves the outbox, logged and counted, instead of blocking its lane forever.
+      spdlog::error("uplink: outbox entry {} (asset \"{}\") cannot be published: {}; dropped", r.id,
+                    r.asset, mosquitto_error_text(rc));
+      ++rejected_;
+      std::uint64_t id = r.id;
+      outbox_.acknowledge(std::span<const std::uint64_t>(&id, 1));
+      return true;
     }
     if (rc != 0) {
       connection_closed("publish: " + mosquitto_error_text(rc));
       return false;
     }
     ++inflight_;
-    if (historical) byte_bucket_.take(static_cast<double>(payload.size()));
-    std::lock_guard lock(stats_mu_);
-    stats_.messages_sent++;
-    stats_.bytes_sent += payload.size();
+    if (historical) byte_bucket_.take(static_cast<double>(payload_.size()));
+    ++sent_;
+    bytes_ += payload_.size();
     return true;
   }
 
@@ -611,16 +697,23 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   }
 
   void publish_raw(const std::string& topic, const std::string& payload, int qos) {
+    if (!conn_) return;
     int rc = conn_->publish(topic, payload.data(), payload.size(), qos, false, nullptr);
     if (rc != 0) spdlog::warn("uplink: publish {}: {}", topic, mosquitto_error_text(rc));
   }
 
+  // Counters are kept on the loop thread and copied here (not per message) under the mutex.
   void update_stats() {
     std::lock_guard lock(stats_mu_);
     stats_.connected = connected_;
     stats_.online = online_;
     stats_.in_flight = inflight_;
     stats_.bd_seq = static_cast<std::uint32_t>(bd_seq());
+    stats_.messages_sent = sent_;
+    stats_.bytes_sent = bytes_;
+    stats_.messages_acked = acked_;
+    stats_.births = births_;
+    stats_.records_rejected = rejected_;
   }
 
   UplinkStats snapshot() const {
@@ -639,13 +732,15 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   asio::steady_timer reconnect_timer_;
   asio::steady_timer pump_timer_;
   std::chrono::milliseconds backoff_;
+  std::shared_ptr<CallbackGate> gate_;
   std::mt19937 rng_{std::random_device{}()};
   std::shared_ptr<MqttConnection> conn_;
+  Clock::time_point connected_at_{};
   bool running_ = false;
   bool connected_ = false;
   bool online_ = false;
-  bool host_online_ = true;
   bool pump_scheduled_ = false;
+  std::int64_t host_state_ts_ = 0;   // newest primary host STATE timestamp seen
   std::uint64_t session_ = 0;        // connection attempt; stale events compare against it
   std::uint64_t epoch_ = 0;          // online period; stale fetch results compare against it
   std::uint64_t grow_epoch_ = 0;     // outbox growth notifications seen
@@ -659,6 +754,9 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   std::vector<std::uint64_t> unsynced_;  // Sparkplug DATA sent since the last sync publish
   std::vector<std::uint64_t> ack_buf_;   // confirmed, not yet handed to the outbox
   std::size_t inflight_ = 0;
+  std::uint64_t sent_ = 0, bytes_ = 0, acked_ = 0, births_ = 0, rejected_ = 0;
+  std::string payload_;  // scratch, reused per message
+  std::string topic_;
   TokenBucket msg_bucket_;
   TokenBucket byte_bucket_;
   mutable std::mutex stats_mu_;

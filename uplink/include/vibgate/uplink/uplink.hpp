@@ -81,6 +81,8 @@ struct UplinkStats {
   std::uint64_t in_flight = 0;         // records sent, not yet confirmed
   std::uint64_t births = 0;            // NBIRTH + DBIRTH messages
   std::uint64_t rebirth_requests = 0;  // Node Control/Rebirth commands honoured
+  std::uint64_t records_rejected = 0;  // records libmosquitto refused as unpublishable (dropped
+                                       // from the outbox, logged)
   std::uint32_t bd_seq = 0;            // Sparkplug bdSeq of the current/last connection
   OutboxStats outbox;                  // depth, oldest age, evictions (from the store)
 };

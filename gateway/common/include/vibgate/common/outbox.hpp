@@ -72,10 +72,12 @@ class OutboxSource {
  public:
   virtual ~OutboxSource() = default;
 
-  using FetchDone = std::function<void(std::vector<UplinkRecord>)>;
+  // `ok` is false when the read failed part-way (the records given are still valid, in order);
+  // an empty vector with ok == true means "nothing more after after_id".
+  using FetchDone = std::function<void(std::vector<UplinkRecord> records, bool ok)>;
   // Up to `max` entries of `lane` with id > after_id, oldest first, excluding entries already
-  // acknowledged. `done` runs on a storage thread (post back to your own executor); on a read
-  // error it receives an empty vector and the store logs the error.
+  // acknowledged. `done` runs on a storage thread (post back to your own executor). Entries the
+  // store cannot decode are skipped and reported through the store's last error.
   virtual void fetch(Lane lane, std::uint64_t after_id, std::size_t max, FetchDone done) = 0;
 
   // The broker has these entries: they leave the outbox. Returns at once; the deletion is
