@@ -5,8 +5,8 @@ publisher, measured in one run against the same local mosquitto (docs/performanc
   uplink_drain.py BUILD_DIR [--messages N] [--rounds R] [--subscriber]
 
 Each round: fill a fresh SQLite outbox with N results (uplink_driver --no-uplink, not timed), then
-time uplink_driver draining it (Sparkplug profile, backlog cap off, from process start to an
-empty outbox — store open and connect included), then time bare_mosquitto_pub sending N messages
+time uplink_driver draining it (Sparkplug profile, backlog cap off, from the first 20 ms tick
+that sees the uplink online to the tick that sees the outbox empty), then time bare_mosquitto_pub sending N messages
 of the same mean payload size in the same QoS 0 + QoS 1-sync pattern (batch 256, 8 syncs in
 flight; from CONNACK to the last PUBACK). Rounds alternate the two; medians are reported, and the
 ratio is computed per round (a busy moment hits both sides of one round). Prints a table and one
@@ -95,7 +95,7 @@ def main():
             if run.returncode != 0 or d is None or d["acked"] < a.messages:
                 print("uplink_driver failed:", run.stderr[-2000:], file=sys.stderr)
                 return 1
-            rate = a.messages / d["seconds"]
+            rate = a.messages / d["seconds_online"]
             size = max(1, d["bytes"] // max(1, d["sent"]))
             b = subprocess.run([bare, "--port", str(port), "--messages", str(a.messages),
                                 "--size", str(size), "--mode", "qos0-sync", "--batch", "256",

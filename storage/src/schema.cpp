@@ -16,9 +16,11 @@ namespace {
 
 // 0 -> 1: the initial schema.
 //   outbox.id is AUTOINCREMENT: ids are never reused, even after the newest rows are deleted
-//   (consumers use them to drop duplicates). results.outbox_id / alerts.raise_outbox_id /
-//   alert_events.outbox_id point at the pending outbox entry and are set to NULL by triggers
-//   when it leaves the outbox (acknowledged or evicted): NULL means "delivered (or given up)".
+//   (consumers use them to drop duplicates). alerts.raise_outbox_id / alert_events.outbox_id
+//   point at the pending outbox entry and are set to NULL by a trigger when it leaves the outbox
+//   (acknowledged or evicted): NULL means "delivered (or given up)". results.outbox_id keeps
+//   pointing at its entry; a result is delivered when that entry is gone (no trigger: results
+//   are the bulk of the traffic, and a per-acknowledgement UPDATE doubled the delete cost).
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE outbox(
@@ -42,8 +44,6 @@ CREATE TABLE results(
   features BLOB,
   outbox_id INTEGER);
 CREATE INDEX results_asset_time ON results(asset, wall_ms);
-CREATE INDEX results_pending ON results(outbox_id) WHERE outbox_id IS NOT NULL;
-CREATE INDEX results_delivered ON results(id) WHERE outbox_id IS NULL;
 CREATE TABLE alerts(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   asset TEXT NOT NULL,
@@ -98,9 +98,6 @@ CREATE TABLE models(
   path TEXT NOT NULL,
   note TEXT NOT NULL,
   UNIQUE(asset, version));
-CREATE TRIGGER outbox_result_gone AFTER DELETE ON outbox WHEN old.kind = 0 BEGIN
-  UPDATE results SET outbox_id = NULL WHERE outbox_id = old.id;
-END;
 CREATE TRIGGER outbox_alert_gone AFTER DELETE ON outbox WHEN old.kind = 1 BEGIN
   UPDATE alerts SET raise_outbox_id = NULL WHERE raise_outbox_id = old.id;
   UPDATE alert_events SET outbox_id = NULL WHERE outbox_id = old.id;

@@ -699,8 +699,9 @@ std::error_code Store::Impl::evict_chunk(int cls, std::int64_t& n, BatchEffects&
   switch (cls) {
     case kEvResults:  // delivered (or given-up) results
       return run(
-          "DELETE FROM results WHERE id IN (SELECT id FROM results WHERE outbox_id IS NULL "
-          "ORDER BY id LIMIT ?)");
+          "DELETE FROM results WHERE id IN (SELECT r.id FROM results r WHERE r.outbox_id IS NULL "
+          "OR NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = r.outbox_id) ORDER BY r.id "
+          "LIMIT ?)");
     case kEvHealth:
       return run(
           "DELETE FROM health_events WHERE id IN (SELECT id FROM health_events ORDER BY id "

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -223,6 +224,7 @@ int main(int argc, char** argv) {
   });
   int rc = 0;
   auto start = Clock::now();
+  std::optional<Clock::time_point> online_at;
   asio::steady_timer tick(io);
   std::function<void()> on_tick = [&] {
     tick.expires_after(std::chrono::milliseconds(stats_ms));
@@ -230,6 +232,7 @@ int main(int argc, char** argv) {
       if (ec) return;
       vibgate::uplink::UplinkStats s = uplink ? uplink->stats() : vibgate::uplink::UplinkStats{};
       s.outbox = store.outbox_stats();
+      if (s.online && !online_at) online_at = Clock::now();
       nlohmann::json j = stats_json(s, store.stats());
       j["ev"] = "stats";
       emit(j);
@@ -239,6 +242,10 @@ int main(int argc, char** argv) {
         if (!no_uplink) {
           j["ev"] = "drained";
           j["seconds"] = std::chrono::duration<double>(Clock::now() - start).count();
+          // From the first tick that saw the uplink online (connected, BIRTHs sent): the span
+          // comparable to a bare publisher's CONNACK-to-last-ack.
+          j["seconds_online"] =
+              online_at ? std::chrono::duration<double>(Clock::now() - *online_at).count() : 0.0;
           emit(j);
         }
         io.stop();
