@@ -269,6 +269,19 @@ def scenario_sparkplug(work, decode):
         first_live = min(i for i, r in enumerate(recs) if not r["historical"])
         C.check("a: live data flows while the backlog drains", first_live < first_hist_last,
                 f"first live at {first_live}, last historical at {first_hist_last}")
+        # alerts go ahead of results: every backlog alert arrives before the 500th backlog result
+        hist_bulk_pos = [i for i, r in enumerate(recs) if r["historical"] and r.get("lane") == "bulk"]
+        hist_alert_pos = [i for i, r in enumerate(recs) if r["historical"] and r.get("lane") == "alert"]
+        C.check("a: backlog alerts are sent before backlog results",
+                len(hist_alert_pos) == 60 and len(hist_bulk_pos) > 500 and
+                max(hist_alert_pos) < hist_bulk_pos[500],
+                f"{len(hist_alert_pos)} alerts, last at {max(hist_alert_pos or [0])}")
+        # the backlog cap (1500 msg/s) holds: 3000 historical messages take about 2 s
+        times = [m[0] for m in col.messages() if "/DDATA/" in m[1]]
+        hist_t = [t for t, r in zip(times, recs) if r["historical"]]
+        span = hist_t[-1] - hist_t[0] if hist_t else 0
+        C.check("a: backlog drain respects the rate cap (3000 at 1500/s take >= 1.6 s)",
+                1.6 <= span < 6, f"{span:.2f} s")
         # topics and births
         nb = spb.of("NBIRTH")
         C.check("a: one NBIRTH on spBv1.0/vibgate/NBIRTH/gateway",
