@@ -2,6 +2,8 @@
 #include "mqtt_connection.hpp"
 
 #include <mosquitto.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -117,7 +119,13 @@ void MqttConnection::open() {
 
   rc = mosquitto_connect_async(mosq_, options_.host.c_str(), options_.port,
                                static_cast<int>(options_.keepalive.count()));
-  if (rc != MOSQ_ERR_SUCCESS) return fail("connect: " + mosquitto_error_text(rc));
+  if (rc != MOSQ_ERR_SUCCESS) {
+    // On loopback the TCP connect and the TLS handshake can complete inside this call, so a
+    // certificate problem surfaces here; OpenSSL's reason came through the log callback.
+    std::string why = "connect: " + mosquitto_error_text(rc);
+    if (rc == MOSQ_ERR_TLS) why += tls_detail();
+    return fail(why);
+  }
   int fd = mosquitto_socket(mosq_);
   if (fd < 0) return fail("connect: no socket");
   int own = ::dup(fd);
@@ -146,6 +154,30 @@ void MqttConnection::open() {
   arm_misc();
   arm_read();
   arm_write();
+}
+
+// ": <reason>" for a failed TLS handshake: the certificate verification result when there is
+// one (the usual cause: wrong CA, expired certificate, host name mismatch), else OpenSSL's last
+// logged error.
+std::string MqttConnection::tls_detail() const {
+  std::string out;
+  auto* ssl = static_cast<SSL*>(mosq_ != nullptr ? mosquitto_ssl_get(mosq_) : nullptr);
+  long verify = ssl != nullptr ? SSL_get_verify_result(ssl) : X509_V_OK;
+  if (verify != X509_V_OK) {
+    out += ": certificate verify failed: ";
+    out += X509_verify_cert_error_string(verify);
+    out += " (tls.ca_file ";
+    out += options_.tls.ca_file;
+    out += ")";
+  } else if (!last_log_error_.empty()) {
+    out += ": ";
+    out += last_log_error_;
+  } else {
+    out += ": TLS handshake failed (check tls.ca_file ";
+    out += options_.tls.ca_file;
+    out += ", the broker's certificate and its host name)";
+  }
+  return out;
 }
 
 void MqttConnection::arm_read() {
@@ -196,7 +228,7 @@ void MqttConnection::service(bool readable) {
   if (closed_) return;
   if (rc != MOSQ_ERR_SUCCESS) {
     std::string why = mosquitto_error_text(rc);
-    if (rc == MOSQ_ERR_TLS && !last_log_error_.empty()) why += ": " + last_log_error_;
+    if (rc == MOSQ_ERR_TLS) why += tls_detail();
     return fail(why);
   }
   if (readable_now(socket_.native_handle())) {

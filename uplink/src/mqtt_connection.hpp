@@ -88,6 +88,7 @@ class MqttConnection : public std::enable_shared_from_this<MqttConnection> {
   void service(bool readable);
   void arm_misc();
   void release_socket();
+  std::string tls_detail() const;
   static void on_connect_cb(struct mosquitto*, void* obj, int rc);
   static void on_disconnect_cb(struct mosquitto*, void* obj, int rc);
   static void on_publish_cb(struct mosquitto*, void* obj, int mid, int reason,
