@@ -53,3 +53,10 @@ vibgate_add_pytest(uplink_outage uplink/test_uplink_outage.py)
 set_tests_properties(uplink_outage PROPERTIES
   ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_BUILD_DIR=${CMAKE_BINARY_DIR};VIBGATE_UPLINK_DRIVER=$<TARGET_FILE:uplink_driver>"
   RUN_SERIAL TRUE TIMEOUT 600)
+# Daemon pieces (issue 5).
+include(${CMAKE_CURRENT_SOURCE_DIR}/daemon/alarm.cmake)
+include(${CMAKE_CURRENT_SOURCE_DIR}/daemon/facade.cmake)
+add_executable(daemon_config_test daemon/store_uplink_config_test.cpp)
+target_link_libraries(daemon_config_test PRIVATE vibgate_daemon vibgate_build_flags GTest::gtest_main)
+add_test(NAME daemon_config_test COMMAND daemon_config_test)
+set_tests_properties(daemon_config_test PROPERTIES ENVIRONMENT "${VIBGATE_TEST_ENV}")
