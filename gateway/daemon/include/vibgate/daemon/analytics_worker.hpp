@@ -1,0 +1,152 @@
+// vibgate/daemon/analytics_worker.hpp — the daemon's analytics worker (issue 5,
+// docs/analytics-worker.md).
+//
+// The Asio loop thread hands every vibration SampleBlock to submit(), which never blocks on
+// analytics: it routes the block by channel to its asset and pushes it into a bounded queue. One
+// worker thread owns every asset's Windower and Scorer (feature extractors are single-threaded
+// objects; models are shared read-only), cuts windows with the model's window length and hop (as
+// the offline CLI does), scores them and calls on_result on the worker thread; the caller posts
+// the result to its own loop. When the queue is full the block is dropped and counted, and the
+// asset's stream restarts at the next accepted block (the next window carries the gap flag):
+// memory stays bounded by queue_capacity_blocks blocks.
+//
+// Limit: one vibration channel per asset (AssetSpec::channel).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "vibgate/analytics/model.hpp"
+#include "vibgate/common/outbox.hpp"
+#include "vibgate/common/types.hpp"
+
+namespace vibgate::daemon {
+
+// One monitored asset: its vibration channel and the model that scores it.
+struct AssetSpec {
+  std::string asset;    // asset name, unique
+  std::string channel;  // SampleBlock::channel routed to this asset, unique
+  std::shared_ptr<const analytics::Model> model;  // required
+};
+
+// One scored window of an asset.
+struct WindowResult {
+  std::string asset;
+  std::string channel;
+  std::int64_t wall_ms = 0;  // wall-clock time (ms since the Unix epoch, UTC) of the window's
+                             // last sample: block first_sample.wall_ns + index / sample rate
+  std::int64_t mono_ns = 0;  // monotonic time of the window's last sample (same rule); now minus
+                             // this is the acquisition-to-result latency
+  double score = 0.0;        // normalized int8 score, 1.0 = the model's alarm threshold
+  Verdict verdict = Verdict::normal;
+  int iso_zone = 1;  // ISO 10816-3 zone 1..4 = A..D (as daemon::WindowInput::iso_zone)
+  double velocity_rms_mm_s = 0.0;
+  std::vector<Metric> features;  // feature summary: rms_g (or rms_m_s2), peak, crest_factor,
+                                 // kurtosis, skewness, spectral_centroid_hz, dominant_hz,
+                                 // shaft_1x (when the model knows the shaft speed),
+                                 // env_bpfo_1, env_bpfi_1, env_bsf_1, env_ftf_1 (with a bearing)
+  bool gap = false;  // samples were lost (gap_before, dropped or rejected block) right before
+                     // this window; the window itself never spans the loss
+  std::uint64_t model_generation = 0;  // 0 = the constructor's model, +1 per swap_model()
+};
+
+class AnalyticsWorker {
+ public:
+  struct Options {
+    std::size_t queue_capacity_blocks = 64;  // >= 1; blocks beyond are dropped and counted
+  };
+
+  // Counters since construction. Thread: any.
+  struct Stats {
+    std::uint64_t blocks_in = 0;         // blocks given to submit() (all outcomes)
+    std::uint64_t blocks_processed = 0;  // blocks the worker windowed
+    std::uint64_t windows_scored = 0;
+    std::uint64_t dropped_blocks = 0;   // queue full at submit(), or discarded by stop()
+    std::uint64_t rejected_blocks = 0;  // wrong sample rate, or a scoring error
+    std::uint64_t unknown_channel_blocks = 0;
+    std::uint64_t gaps = 0;           // stream restarts (gap_before, drop or rejection)
+    std::uint64_t result_errors = 0;  // exceptions thrown by on_result (logged, swallowed)
+    std::size_t queue_depth = 0;
+    std::size_t max_queue_depth = 0;
+    std::chrono::nanoseconds busy{0};  // worker time spent windowing and scoring (CPU share:
+                                       // delta busy / delta wall time)
+  };
+
+  using ResultFn = std::function<void(WindowResult)>;
+
+  // Starts the worker thread. Throws std::invalid_argument for an empty asset list, an empty or
+  // duplicate asset name or channel, a missing model, queue_capacity_blocks == 0 or a null
+  // on_result; std::invalid_argument from the Scorer for an unusable model configuration.
+  // on_result is called on the worker thread, one window at a time, in window order per asset.
+  AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result);
+  ~AnalyticsWorker();  // stop()
+  AnalyticsWorker(const AnalyticsWorker&) = delete;
+  AnalyticsWorker& operator=(const AnalyticsWorker&) = delete;
+
+  // Hands one block over; never waits for analytics (only a short queue lock). Unknown channels
+  // are counted and discarded; a full queue drops the block (counted) and marks the asset's next
+  // accepted block as following a gap. After stop() blocks are counted as dropped. Thread: any
+  // (the loop's).
+  void submit(SampleBlock block);
+
+  // Replaces an asset's model; the worker picks it up before the next block it takes from the
+  // queue, so every window completed after that uses the new model. When the new model's window
+  // length, hop or sample rate differ, the asset's stream restarts (buffered samples are
+  // discarded, gap flag on the next window). Returns "" or a one-line error (unknown asset, null
+  // model). Thread: any.
+  std::string swap_model(const std::string& asset, std::shared_ptr<const analytics::Model> model);
+
+  // Waits until the queue is empty and the worker is idle, or the timeout passes. Returns true
+  // when idle. For tests and orderly shutdown (drain, then stop). Thread: any but the worker's
+  // (never from on_result).
+  bool wait_idle(std::chrono::milliseconds timeout);
+
+  // Discards the queued blocks (counted as dropped_blocks), lets the block in progress finish
+  // (its windows are still delivered) and joins the worker. Idempotent. Call wait_idle() first
+  // to drain instead. Thread: any but the worker's.
+  void stop();
+
+  Stats stats() const;
+
+ private:
+  struct Asset;  // worker-owned state of one asset (Windower, Scorer, time bookkeeping)
+  struct Item {
+    std::size_t asset = 0;
+    bool gap = false;  // restart the stream before this block
+    SampleBlock block;
+  };
+
+  void run();
+  void process(Item& item);
+  void apply_pending_model(Asset& a, std::size_t index);
+
+  std::vector<std::unique_ptr<Asset>> assets_;
+  std::unordered_map<std::string, std::size_t> by_channel_;
+  std::unordered_map<std::string, std::size_t> by_asset_;
+  Options options_;
+  ResultFn on_result_;
+
+  mutable std::mutex mu_;            // guards everything below, up to thread_
+  std::condition_variable work_cv_;  // worker: item queued or stopping
+  std::condition_variable idle_cv_;  // wait_idle(): queue empty and worker idle
+  std::deque<Item> queue_;
+  std::vector<char> gap_next_;  // per asset: a block was dropped, mark the next accepted one
+  std::vector<std::shared_ptr<const analytics::Model>> pending_models_;  // per asset, or null
+  std::vector<std::uint64_t> pending_generation_;
+  bool stopping_ = false;
+  bool busy_ = false;
+  Stats stats_;
+  std::thread thread_;
+};
+
+}  // namespace vibgate::daemon

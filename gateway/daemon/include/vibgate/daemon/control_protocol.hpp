@@ -1,0 +1,167 @@
+// vibgate/daemon/control_protocol.hpp — the operator control socket's requests and replies as
+// plain C++ (mirroring gateway/daemon/proto/control.proto) and their wire codec. The daemon and
+// the CLI only see these structs; protobuf stays in src/. Framing and messages are documented in
+// docs/control-socket.md: a frame is a 4-byte big-endian length followed by that many bytes of
+// one serialized message, at most kMaxControlMessage bytes.
+//
+// Threads: everything here is pure (no shared state); call from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace vibgate::daemon {
+
+inline constexpr std::size_t kControlFrameHeader = 4;
+inline constexpr std::size_t kMaxControlMessage = 4u * 1024u * 1024u;  // 4 MiB per message
+
+// ---- requests -------------------------------------------------------------------------------
+struct StatusQuery {};
+struct DevicesQuery {};
+struct TagsQuery {
+  std::string device;  // "" = all devices
+};
+struct AssetsQuery {};
+struct AlertsQuery {
+  bool active_only = false;
+  std::int64_t since_ms = 0;  // Unix ms; 0 = no lower bound
+  std::uint32_t limit = 0;    // 0 = daemon default
+};
+struct AckCommand {
+  std::uint64_t alert_id = 0;
+  std::string note;
+  std::string by;
+};
+struct TrendQuery {
+  std::string asset;
+  std::string metric;  // "score", "vrms", ...
+  std::int64_t since_ms = 0;
+  std::int64_t until_ms = 0;  // 0 = now
+  std::uint32_t max_points = 0;
+};
+struct QueueQuery {};
+struct ModelsQuery {};
+
+using ControlCommand = std::variant<StatusQuery, DevicesQuery, TagsQuery, AssetsQuery, AlertsQuery,
+                                    AckCommand, TrendQuery, QueueQuery, ModelsQuery>;
+
+struct ControlRequest {
+  std::uint64_t id = 0;  // echoed in the reply
+  ControlCommand command;
+};
+
+// ---- replies --------------------------------------------------------------------------------
+struct StatusInfo {
+  std::string version;
+  std::uint64_t uptime_s = 0;
+  bool storage_ok = false;
+  bool uplink_connected = false;
+  std::uint64_t outbox_depth = 0;
+  std::uint32_t devices = 0;
+  std::uint32_t assets = 0;
+  std::uint32_t active_alerts = 0;
+};
+struct DeviceInfo {
+  std::string name;
+  std::string kind;  // "modbus-tcp", "modbus-rtu", "serial"
+  std::string endpoint;
+  bool connected = false;
+  std::int64_t last_ok_ms = 0;
+  std::uint64_t errors = 0;
+  std::string last_error;
+};
+struct TagInfo {
+  std::string device;
+  std::string name;
+  std::string unit;
+  double value = 0.0;
+  bool good = false;
+  std::int64_t ts_ms = 0;
+};
+struct AssetInfo {
+  std::string name;
+  std::uint32_t alarm_level = 0;  // 0 normal, 1 warning, 2 alarm
+  double score = 0.0;
+  std::uint32_t iso_zone = 0;  // 0 unknown, 1..4 = A..D
+  double vrms_mm_s = 0.0;
+  std::string model_state;
+  std::int64_t last_window_ms = 0;
+};
+struct AlertInfo {
+  std::uint64_t id = 0;
+  std::string asset;
+  std::uint32_t level = 0;
+  std::string cause;
+  std::int64_t raised_ms = 0;
+  std::int64_t cleared_ms = 0;  // 0 = still active
+  bool acknowledged = false;
+  std::string ack_by;
+  std::string ack_note;
+  std::string message;
+};
+struct AckInfo {
+  std::uint64_t alert_id = 0;
+  bool already_acknowledged = false;
+};
+struct TrendPoint {
+  std::int64_t ts_ms = 0;
+  double value = 0.0;
+};
+struct Trend {
+  std::string asset;
+  std::string metric;
+  std::vector<TrendPoint> points;
+};
+struct QueueInfo {
+  std::uint64_t depth = 0;
+  std::uint64_t bytes = 0;
+  std::int64_t oldest_ms = 0;  // 0 = empty
+  bool uplink_connected = false;
+  std::uint64_t sent_total = 0;
+  std::uint64_t dropped_total = 0;
+};
+struct ModelInfo {
+  std::string asset;
+  std::string state;  // "none", "learning", "scoring", "error"
+  std::string file;
+  std::int64_t trained_ms = 0;
+  double threshold = 0.0;
+};
+
+// std::monostate: no payload (errors, or a command with nothing to return).
+using ControlPayload =
+    std::variant<std::monostate, StatusInfo, std::vector<DeviceInfo>, std::vector<TagInfo>,
+                 std::vector<AssetInfo>, std::vector<AlertInfo>, AckInfo, Trend, QueueInfo,
+                 std::vector<ModelInfo>>;
+
+struct ControlReply {
+  std::uint64_t id = 0;  // the request's id; 0 with ok == false: the server refused the connection
+  bool ok = false;
+  std::string error;  // one line for the operator when !ok
+  ControlPayload payload;
+};
+
+// ---- codec ----------------------------------------------------------------------------------
+// Serialize one message and prepend the 4-byte big-endian length (a complete frame).
+// Throws std::length_error if the message would exceed kMaxControlMessage.
+std::string encode_request_frame(const ControlRequest& request);
+std::string encode_reply_frame(const ControlReply& reply);
+
+// Parse one message body (the bytes after the length prefix). nullopt: not a valid message
+// (unparsable, or a request without a command).
+std::optional<ControlRequest> decode_request(std::string_view body);
+std::optional<ControlReply> decode_reply(std::string_view body);
+
+// The length announced by a 4-byte big-endian header (header.size() must be 4).
+std::uint32_t decode_frame_length(std::string_view header);
+
+// The command's name as the CLI spells it ("status", "devices", "tags", "assets", "alerts",
+// "ack", "trend", "queue", "models"), for log lines.
+std::string_view command_name(const ControlCommand& command);
+
+}  // namespace vibgate::daemon

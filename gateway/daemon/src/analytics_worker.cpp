@@ -1,0 +1,324 @@
+// analytics_worker.cpp — bounded queue + one worker thread that windows and scores every asset's
+// vibration stream (docs/analytics-worker.md).
+#include "vibgate/daemon/analytics_worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <span>
+#include <stdexcept>
+#include <utility>
+
+#include "vibgate/analytics/detector.hpp"
+
+namespace vibgate::daemon {
+
+// Worker-owned state of one asset. Only the worker thread touches it after construction (name and
+// channel are immutable).
+struct AnalyticsWorker::Asset {
+  std::string name, channel;
+  std::shared_ptr<const analytics::Model> model;
+  std::uint64_t generation = 0;
+  std::unique_ptr<analytics::Scorer> scorer;
+  std::unique_ptr<analytics::Windower> windower;
+  std::uint64_t pushed = 0;   // samples pushed into the windower since its last reset
+  bool gap_pending = false;   // flag the next window
+  bool rate_logged = false;   // one log line per asset for wrong sample rates
+  bool restart_next = false;  // a block was rejected: restart the stream at the next one
+  analytics::ScoredWindow scored;
+  std::vector<float> converted;  // unit-converted samples when block and model units differ
+
+  void reset_stream() {
+    windower->reset();
+    pushed = 0;
+  }
+  void set_model(std::shared_ptr<const analytics::Model> m, std::uint64_t gen) {
+    const auto& f = m->features;
+    const bool same_cut = model && model->features.window_length == f.window_length &&
+                          model->features.hop() == f.hop() &&
+                          model->features.sample_rate_hz == f.sample_rate_hz;
+    scorer = std::make_unique<analytics::Scorer>(m);
+    if (!same_cut) {
+      windower = std::make_unique<analytics::Windower>(f.window_length, f.hop());
+      if (model) gap_pending = true;  // buffered samples discarded on a swap
+      pushed = 0;
+    }
+    model = std::move(m);
+    generation = gen;
+  }
+};
+
+namespace {
+
+std::int64_t offset_ns(std::uint64_t index, double rate_hz) {
+  return static_cast<std::int64_t>(std::llround(static_cast<double>(index) * 1e9 / rate_hz));
+}
+
+// Floor division for negative wall times (before 1970) stays consistent.
+std::int64_t ns_to_ms(std::int64_t ns) {
+  std::int64_t ms = ns / 1'000'000;
+  if (ns % 1'000'000 < 0) --ms;
+  return ms;
+}
+
+void add_summary(const analytics::Features& f, const analytics::FeatureConfig& c,
+                 std::vector<Metric>& out) {
+  out.clear();
+  out.push_back({c.units == AccelUnits::g ? "rms_g" : "rms_m_s2", f.rms});
+  out.push_back({"peak", f.peak});
+  out.push_back({"crest_factor", f.crest_factor});
+  out.push_back({"kurtosis", f.kurtosis});
+  out.push_back({"skewness", f.skewness});
+  out.push_back({"spectral_centroid_hz", f.spectral_centroid_hz});
+  out.push_back({"dominant_hz", f.dominant_hz});
+  if (!f.shaft_harmonics.empty()) out.push_back({"shaft_1x", f.shaft_harmonics[0]});
+  // envelope_amplitudes: bpfo, bpfi, bsf, ftf, each × defect_harmonics (features.hpp).
+  const std::size_t h = c.defect_harmonics;
+  static const char* const kDefects[4] = {"env_bpfo_1", "env_bpfi_1", "env_bsf_1", "env_ftf_1"};
+  if (h > 0 && f.envelope_amplitudes.size() == 4 * h)
+    for (std::size_t d = 0; d < 4; ++d) out.push_back({kDefects[d], f.envelope_amplitudes[d * h]});
+}
+
+}  // namespace
+
+AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result)
+    : options_(options), on_result_(std::move(on_result)) {
+  if (assets.empty()) throw std::invalid_argument("analytics worker: no assets");
+  if (options_.queue_capacity_blocks == 0)
+    throw std::invalid_argument("analytics worker: queue_capacity_blocks must be >= 1");
+  if (!on_result_) throw std::invalid_argument("analytics worker: on_result is required");
+  for (auto& spec : assets) {
+    std::string where = "analytics worker: asset '";
+    where += spec.asset;
+    where += "': ";
+    if (spec.asset.empty()) throw std::invalid_argument("analytics worker: empty asset name");
+    if (spec.channel.empty()) throw std::invalid_argument(where + "empty channel");
+    if (!spec.model) throw std::invalid_argument(where + "no model");
+    const std::size_t index = assets_.size();
+    if (!by_asset_.emplace(spec.asset, index).second)
+      throw std::invalid_argument(where + "duplicate asset name");
+    if (!by_channel_.emplace(spec.channel, index).second) {
+      std::string msg = where;
+      msg += "channel '";
+      msg += spec.channel;
+      msg += "' is already used by another asset";
+      throw std::invalid_argument(msg);
+    }
+    auto a = std::make_unique<Asset>();
+    a->name = spec.asset;
+    a->channel = spec.channel;
+    a->set_model(std::move(spec.model), 0);
+    assets_.push_back(std::move(a));
+  }
+  gap_next_.assign(assets_.size(), 0);
+  pending_models_.resize(assets_.size());
+  pending_generation_.assign(assets_.size(), 0);
+  thread_ = std::thread([this] { run(); });
+}
+
+AnalyticsWorker::~AnalyticsWorker() { stop(); }
+
+void AnalyticsWorker::submit(SampleBlock block) {
+  const auto it = by_channel_.find(block.channel);
+  std::unique_lock lock(mu_);
+  ++stats_.blocks_in;
+  if (it == by_channel_.end()) {
+    ++stats_.unknown_channel_blocks;
+    return;
+  }
+  const std::size_t index = it->second;
+  if (stopping_ || queue_.size() >= options_.queue_capacity_blocks) {
+    ++stats_.dropped_blocks;
+    gap_next_[index] = 1;
+    return;
+  }
+  const bool gap = block.gap_before || gap_next_[index] != 0;
+  gap_next_[index] = 0;
+  queue_.push_back(Item{index, gap, std::move(block)});
+  stats_.queue_depth = queue_.size();
+  stats_.max_queue_depth = std::max(stats_.max_queue_depth, queue_.size());
+  lock.unlock();
+  work_cv_.notify_one();
+}
+
+std::string AnalyticsWorker::swap_model(const std::string& asset,
+                                        std::shared_ptr<const analytics::Model> model) {
+  const auto it = by_asset_.find(asset);
+  std::string err = "swap_model: ";
+  if (it == by_asset_.end()) {
+    err += "unknown asset '";
+    err += asset;
+    err += "'";
+    return err;
+  }
+  if (!model) {
+    err += "no model for asset '";
+    err += asset;
+    err += "'";
+    return err;
+  }
+  {
+    std::lock_guard lock(mu_);
+    pending_models_[it->second] = std::move(model);
+    ++pending_generation_[it->second];
+  }
+  work_cv_.notify_one();
+  return "";
+}
+
+bool AnalyticsWorker::wait_idle(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
+}
+
+void AnalyticsWorker::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    stats_.dropped_blocks += queue_.size();
+    queue_.clear();
+    stats_.queue_depth = 0;
+  }
+  work_cv_.notify_all();
+  idle_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+AnalyticsWorker::Stats AnalyticsWorker::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void AnalyticsWorker::apply_pending_model(Asset& a, std::size_t index) {
+  std::shared_ptr<const analytics::Model> m;
+  std::uint64_t gen = 0;
+  {
+    std::lock_guard lock(mu_);
+    if (!pending_models_[index]) return;
+    m = std::move(pending_models_[index]);
+    pending_models_[index].reset();
+    gen = pending_generation_[index];
+  }
+  try {
+    a.set_model(std::move(m), gen);
+    spdlog::info("analytics: asset '{}': model {} in use", a.name, gen);
+  } catch (const std::exception& e) {
+    spdlog::error("analytics: asset '{}': new model unusable, keeping the old one: {}", a.name,
+                  e.what());
+  }
+}
+
+void AnalyticsWorker::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) break;  // stopping and nothing left (stop() clears the queue)
+    Item item = std::move(queue_.front());
+    queue_.pop_front();
+    stats_.queue_depth = queue_.size();
+    busy_ = true;
+    lock.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
+    process(item);
+    const auto dt = std::chrono::steady_clock::now() - t0;
+    item.block.samples = {};  // free outside the lock
+    lock.lock();
+    stats_.busy += std::chrono::duration_cast<std::chrono::nanoseconds>(dt);
+    ++stats_.blocks_processed;
+    busy_ = false;
+    if (queue_.empty()) idle_cv_.notify_all();
+  }
+}
+
+void AnalyticsWorker::process(Item& item) {
+  Asset& a = *assets_[item.asset];
+  apply_pending_model(a, item.asset);
+  const SampleBlock& b = item.block;
+  const analytics::FeatureConfig& cfg = a.model->features;
+
+  if (!(b.sample_rate_hz == cfg.sample_rate_hz)) {
+    if (!a.rate_logged) {
+      a.rate_logged = true;
+      spdlog::warn(
+          "analytics: asset '{}' channel '{}': block sample rate {} Hz, model expects {} Hz; "
+          "blocks rejected (logged once per asset)",
+          a.name, a.channel, b.sample_rate_hz, cfg.sample_rate_hz);
+    }
+    a.restart_next = true;  // the stream is broken: restart at the next accepted block
+    std::lock_guard lock(mu_);
+    ++stats_.rejected_blocks;
+    return;
+  }
+  if (item.gap || a.restart_next) {
+    a.restart_next = false;
+    const bool fresh = a.pushed == 0 && a.gap_pending;  // already restarted, nothing buffered
+    a.reset_stream();
+    a.gap_pending = true;
+    if (!fresh) {
+      std::lock_guard lock(mu_);
+      ++stats_.gaps;
+    }
+  }
+  if (b.samples.empty()) return;
+
+  std::span<const float> x(b.samples);
+  if (b.units != cfg.units) {
+    const float k = b.units == AccelUnits::g ? static_cast<float>(kStandardGravity)
+                                             : static_cast<float>(1.0 / kStandardGravity);
+    a.converted.resize(b.samples.size());
+    std::transform(b.samples.begin(), b.samples.end(), a.converted.begin(),
+                   [k](float v) { return v * k; });
+    x = a.converted;
+  }
+
+  const std::uint64_t block_start = a.pushed;
+  const double rate = b.sample_rate_hz;
+  std::uint64_t scored = 0;
+  bool failed = false;
+  a.windower->push(x, [&](std::span<const float> window, std::uint64_t start) {
+    if (failed) return;
+    // The window completes inside this block: its last sample is in x.
+    const std::uint64_t last = start + window.size() - 1;
+    const std::uint64_t in_block = last >= block_start ? last - block_start : 0;
+    WindowResult r;
+    try {
+      a.scorer->score(window, a.scored);
+    } catch (const std::exception& e) {
+      failed = true;
+      spdlog::error("analytics: asset '{}': scoring failed: {}", a.name, e.what());
+      return;
+    }
+    const auto& f = a.scored.features;
+    r.asset = a.name;
+    r.channel = a.channel;
+    r.wall_ms = ns_to_ms(b.first_sample.wall_ns + offset_ns(in_block, rate));
+    r.mono_ns = b.first_sample.mono_ns + offset_ns(in_block, rate);
+    r.score = a.scored.score;
+    r.verdict = a.scored.verdict;
+    r.iso_zone = static_cast<int>(f.iso_zone) + 1;
+    r.velocity_rms_mm_s = f.velocity_rms_mm_s;
+    add_summary(f, cfg, r.features);
+    r.gap = a.gap_pending;
+    r.model_generation = a.generation;
+    a.gap_pending = false;
+    ++scored;
+    try {
+      on_result_(std::move(r));
+    } catch (const std::exception& e) {
+      spdlog::error("analytics: asset '{}': result handler threw: {}", a.name, e.what());
+      std::lock_guard lock(mu_);
+      ++stats_.result_errors;
+    }
+  });
+  a.pushed += x.size();
+  std::lock_guard lock(mu_);
+  stats_.windows_scored += scored;
+  if (failed) {
+    ++stats_.rejected_blocks;
+    a.restart_next = true;
+  }
+}
+
+}  // namespace vibgate::daemon
