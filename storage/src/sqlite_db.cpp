@@ -49,7 +49,8 @@ Stmt* Db::cached(const char* sql) {
   return pos->second.get();
 }
 
-std::optional<std::int64_t> Db::query_int(const char* sql, std::error_code* ec) {
+template <typename T, typename Get>
+std::optional<T> Db::query_first(const char* sql, std::error_code* ec, Get get) {
   Stmt* s = cached(sql);
   if (!s) {
     if (ec) *ec = sqlite_error(sqlite3_extended_errcode(db_));
@@ -57,22 +58,17 @@ std::optional<std::int64_t> Db::query_int(const char* sql, std::error_code* ec) 
   }
   StmtReset reset(*s);
   const int rc = s->step();
-  if (rc == SQLITE_ROW) return s->col_int(0);
+  if (rc == SQLITE_ROW) return get(*s);
   if (ec) *ec = rc == SQLITE_DONE ? std::error_code() : sqlite_error(rc);
   return std::nullopt;
 }
 
+std::optional<std::int64_t> Db::query_int(const char* sql, std::error_code* ec) {
+  return query_first<std::int64_t>(sql, ec, [](Stmt& s) { return s.col_int(0); });
+}
+
 std::optional<std::string> Db::query_text(const char* sql, std::error_code* ec) {
-  Stmt* s = cached(sql);
-  if (!s) {
-    if (ec) *ec = sqlite_error(sqlite3_extended_errcode(db_));
-    return std::nullopt;
-  }
-  StmtReset reset(*s);
-  const int rc = s->step();
-  if (rc == SQLITE_ROW) return s->col_text(0);
-  if (ec) *ec = rc == SQLITE_DONE ? std::error_code() : sqlite_error(rc);
-  return std::nullopt;
+  return query_first<std::string>(sql, ec, [](Stmt& s) { return s.col_text(0); });
 }
 
 }  // namespace vibgate::storage::detail

@@ -115,6 +115,10 @@ class Db {
   std::int64_t last_rowid() const { return sqlite3_last_insert_rowid(db_); }
 
  private:
+  // Shared body of query_int/query_text: `get` reads column 0 of the first row.
+  template <typename T, typename Get>
+  std::optional<T> query_first(const char* sql, std::error_code* ec, Get get);
+
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, std::unique_ptr<Stmt>> cache_;
 };

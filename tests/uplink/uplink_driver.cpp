@@ -226,18 +226,22 @@ int main(int argc, char** argv) {
   auto start = Clock::now();
   std::optional<Clock::time_point> online_at;
   asio::steady_timer tick(io);
+  // The uplink's statistics with the store's outbox figures (also when there is no uplink).
+  auto stats_now = [&] {
+    vibgate::uplink::UplinkStats s = uplink ? uplink->stats() : vibgate::uplink::UplinkStats{};
+    s.outbox = store.outbox_stats();
+    return s;
+  };
   std::function<void()> on_tick = [&] {
     tick.expires_after(std::chrono::milliseconds(stats_ms));
     tick.async_wait([&](const boost::system::error_code& ec) {
       if (ec) return;
-      vibgate::uplink::UplinkStats s = uplink ? uplink->stats() : vibgate::uplink::UplinkStats{};
-      s.outbox = store.outbox_stats();
+      const vibgate::uplink::UplinkStats s = stats_now();
       if (s.online && !online_at) online_at = Clock::now();
       nlohmann::json j = stats_json(s, store.stats());
       j["ev"] = "stats";
       emit(j);
-      bool empty =
-          store.outbox_stats().lanes[0].depth == 0 && store.outbox_stats().lanes[1].depth == 0;
+      bool empty = s.outbox.lanes[0].depth == 0 && s.outbox.lanes[1].depth == 0;
       if (produced && (no_uplink || (exit_when_drained && empty))) {
         if (!no_uplink) {
           j["ev"] = "drained";
@@ -269,9 +273,7 @@ int main(int argc, char** argv) {
     uplink->stop();
     io.run_for(std::chrono::milliseconds(200));
   }
-  vibgate::uplink::UplinkStats s = uplink ? uplink->stats() : vibgate::uplink::UplinkStats{};
-  s.outbox = store.outbox_stats();
-  nlohmann::json j = stats_json(s, store.stats());
+  nlohmann::json j = stats_json(stats_now(), store.stats());
   j["ev"] = "exit";
   emit(j);
   uplink.reset();

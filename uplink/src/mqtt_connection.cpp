@@ -277,10 +277,6 @@ int MqttConnection::subscribe(const std::string& topic, int qos) {
   return rc;
 }
 
-std::size_t MqttConnection::queued_bytes_hint() const {
-  return (mosq_ != nullptr && mosquitto_want_write(mosq_)) ? 1 : 0;
-}
-
 void MqttConnection::close(bool graceful) {
   if (closed_) return;
   closed_ = true;

@@ -77,9 +77,6 @@ class MqttConnection : public std::enable_shared_from_this<MqttConnection> {
   // events are delivered. Safe to call from inside an event handler.
   void close(bool graceful);
 
-  bool connected() const { return connected_; }
-  std::size_t queued_bytes_hint() const;  // rough: 0 when libmosquitto has nothing queued
-
  private:
   MqttConnection(boost::asio::io_context& io, ConnectionOptions options, ConnectionEvents events);
   void fail(const std::string& reason);

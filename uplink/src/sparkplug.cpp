@@ -172,37 +172,33 @@ std::string device_topic(const std::string& group, const std::string& type, cons
   return t;
 }
 
+namespace {
+// A node-level metric (NBIRTH/NDEATH): by name, no alias.
+PbMetric* add_node_metric(PbPayload& p, const char* name, std::uint32_t datatype,
+                          std::int64_t now_ms) {
+  auto* m = p.add_metrics();
+  m->set_name(name);
+  m->set_timestamp(static_cast<std::uint64_t>(now_ms));
+  m->set_datatype(datatype);
+  return m;
+}
+}  // namespace
+
 std::string encode_nbirth(std::uint64_t bd_seq, std::uint8_t seq, std::int64_t now_ms,
                           const std::string& software) {
   PbPayload p;
   p.set_timestamp(static_cast<std::uint64_t>(now_ms));
   p.set_seq(seq);
-  auto* bd = p.add_metrics();
-  bd->set_name("bdSeq");
-  bd->set_timestamp(static_cast<std::uint64_t>(now_ms));
-  bd->set_datatype(DT::Int64);
-  bd->set_long_value(bd_seq);
-  auto* rb = p.add_metrics();
-  rb->set_name(kRebirthMetric);
-  rb->set_timestamp(static_cast<std::uint64_t>(now_ms));
-  rb->set_datatype(DT::Boolean);
-  rb->set_boolean_value(false);
-  auto* sw = p.add_metrics();
-  sw->set_name("Properties/Software");
-  sw->set_timestamp(static_cast<std::uint64_t>(now_ms));
-  sw->set_datatype(DT::String);
-  sw->set_string_value(software);
+  add_node_metric(p, "bdSeq", DT::Int64, now_ms)->set_long_value(bd_seq);
+  add_node_metric(p, kRebirthMetric, DT::Boolean, now_ms)->set_boolean_value(false);
+  add_node_metric(p, "Properties/Software", DT::String, now_ms)->set_string_value(software);
   return serialize(p);
 }
 
 std::string encode_ndeath(std::uint64_t bd_seq, std::int64_t now_ms) {
   PbPayload p;
   p.set_timestamp(static_cast<std::uint64_t>(now_ms));
-  auto* bd = p.add_metrics();
-  bd->set_name("bdSeq");
-  bd->set_timestamp(static_cast<std::uint64_t>(now_ms));
-  bd->set_datatype(DT::Int64);
-  bd->set_long_value(bd_seq);
+  add_node_metric(p, "bdSeq", DT::Int64, now_ms)->set_long_value(bd_seq);
   return serialize(p);
 }
 

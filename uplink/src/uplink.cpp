@@ -249,9 +249,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
     pump_timer_.cancel();
     if (conn_ && connected_) {
       if (cfg_.profile == Profile::sparkplug) {
-        std::string death = spb::encode_ndeath(bd_seq(), now_ms());
-        conn_->publish(spb::node_topic(cfg_.group_id, "NDEATH", cfg_.edge_node_id), death.data(),
-                       death.size(), 0, false, nullptr);
+        publish_ndeath();
       } else {
         std::string st = json::encode_status(false, connect_count_, now_ms());
         conn_->publish(json::status_topic(cfg_.json_prefix, cfg_.edge_node_id), st.data(),
@@ -263,6 +261,13 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   }
 
   std::uint64_t bd_seq() const { return connect_count_ % 256; }
+
+  std::string ndeath_topic() const {
+    return spb::node_topic(cfg_.group_id, "NDEATH", cfg_.edge_node_id);
+  }
+
+  // Sparkplug: the node's death before a deliberate disconnect (the Will covers the others).
+  void publish_ndeath() { publish_raw(ndeath_topic(), spb::encode_ndeath(bd_seq(), now_ms()), 0); }
 
   void connect() {
     if (!running_) return;
@@ -284,7 +289,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
       }
     }
     if (cfg_.profile == Profile::sparkplug) {
-      o.will_topic = spb::node_topic(cfg_.group_id, "NDEATH", cfg_.edge_node_id);
+      o.will_topic = ndeath_topic();
       o.will_payload = spb::encode_ndeath(bd_seq(), now_ms());
       o.will_qos = 1;
       o.will_retain = false;
@@ -488,9 +493,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
       // outbox keeps everything meanwhile.
       spdlog::warn("uplink: primary host {} offline; disconnecting until it returns",
                    cfg_.primary_host_id);
-      std::string death = spb::encode_ndeath(bd_seq(), now_ms());
-      conn_->publish(spb::node_topic(cfg_.group_id, "NDEATH", cfg_.edge_node_id), death.data(),
-                     death.size(), 0, false, nullptr);
+      publish_ndeath();
       close_and_retry("primary host " + cfg_.primary_host_id + " offline", true);
     }
   }
