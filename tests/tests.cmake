@@ -48,7 +48,7 @@ set_tests_properties(uplink_mqtt_env PROPERTIES
 # Store + uplink wired as in the daemon, against a real broker through outages (docs/uplink.md).
 add_executable(uplink_driver uplink/uplink_driver.cpp)
 target_link_libraries(uplink_driver PRIVATE vibgate::storage vibgate::uplink vibgate_build_flags
-                      CLI11::CLI11 nlohmann_json::nlohmann_json)
+                      CLI11::CLI11 nlohmann_json::nlohmann_json spdlog::spdlog)
 vibgate_add_pytest(uplink_outage uplink/test_uplink_outage.py)
 set_tests_properties(uplink_outage PROPERTIES
   ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_BUILD_DIR=${CMAKE_BINARY_DIR};VIBGATE_UPLINK_DRIVER=$<TARGET_FILE:uplink_driver>"

@@ -15,8 +15,9 @@ none is missing, order holds per asset within each stream, duplicates carry the 
   e) gateway killed (SIGKILL) mid-drain and restarted: the broker publishes its Will (NDEATH with
      the bdSeq of that connection's NBIRTH); the restarted gateway delivers the rest, bdSeq + 1
   f) connection blackholed (no RST, nothing answers): keepalive notices, the gateway reconnects
-  i) credentials from a file: a wrong password is refused with the broker's reason, the right
-     one works, and the password appears in no output
+  i) credentials from a file: a wrong password is refused with the broker's reason, a missing
+     file is named in the error, the right one works, and the password appears in no output
+     (stdout or the log on stderr)
   g) TLS: a broker whose certificate the gateway's CA does not sign is refused with a clear
      error and nothing is sent; with the right CA (and a client certificate) everything arrives
   h) Sparkplug primary host: nothing before its STATE is online; paused while offline; rebirth
@@ -317,6 +318,10 @@ def scenario_rebirth(work, decode):
                    "--timeout", 30)
         d.wait_event("stats", 10, lambda ev: ev["online"])
         time.sleep(1.0)
+        # garbage on the command topic is logged and ignored, not taken for a rebirth
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t",
+                        "spBv1.0/vibgate/NCMD/gateway", "-m", "\xff not protobuf"],
+                       check=True, timeout=10)
         cmd = os.path.join(work, "ncmd.bin")
         with open(cmd, "wb") as f:
             f.write(mqtt_env.protoc_encode(PROTO, "vibgate.sparkplug.Payload",
@@ -335,7 +340,9 @@ def scenario_rebirth(work, decode):
                 [m for m in nb[1][3]["metrics"] if m["name"] == "bdSeq"][0]["value"],
                 f"{len(nb)} NBIRTH")
         ex = d.last("exit")
-        C.check("rebirth: counted", ex and ex["rebirths"] == 1)
+        C.check("rebirth: counted (the garbage command was not)", ex and ex["rebirths"] == 1)
+        C.check("rebirth: garbage NCMD reported in one line",
+                "NCMD payload is not a Sparkplug B payload" in d.stderr(), d.stderr()[-300:])
         recs, problems = spb_records(spb)
         check_delivery("rebirth", recs, range(1, 3001))
         col.stop()
@@ -510,6 +517,14 @@ def scenario_credentials(work, decode):
                 ex["last_error"] if ex else "")
         C.check("i: the password is never logged", "wrong-pw-xyz" not in err and
                 "wrong-pw-xyz" not in json.dumps(d.events))
+        d = Driver(os.path.join(work, "i_missing.db"), broker.port, "--produce", 10,
+                   "--credentials-file", os.path.join(work, "absent.cred"), "--timeout", 2)
+        d.wait(20)
+        ex = d.last("exit")
+        C.check("i: a missing credentials file is a clear error naming it",
+                ex and ex["connects"] == 0 and
+                ex["last_error"] == f"credentials_file {os.path.join(work, 'absent.cred')}: cannot open",
+                ex["last_error"] if ex else "")
         good = os.path.join(work, "good.cred")
         with open(good, "w") as f:
             f.write("gateway\ns3cret-pw\n")
@@ -555,6 +570,13 @@ def scenario_primary_host(work, decode):
             body = json.dumps({"online": online, "timestamp": int(time.time() * 1000)})
             subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-r", "-q", "1", "-t",
                             "spBv1.0/STATE/scada", "-m", body], check=True, timeout=10)
+        # a STATE that is not JSON is reported and changes nothing
+        subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t",
+                        "spBv1.0/STATE/scada", "-m", "{online: yes"], check=True, timeout=10)
+        time.sleep(0.5)
+        C.check("h: a malformed STATE is ignored with a clear line",
+                not [m for m in col.messages() if m[1].startswith("spBv1.0/vibgate/")] and
+                "not a Sparkplug STATE payload" in d.stderr(), d.stderr()[-300:])
         state(True)
         d.wait_event("stats", 10, lambda ev: ev["online"])
         time.sleep(1.0)

@@ -12,6 +12,8 @@
 //   --exit-when-drained)
 //   {"ev":"exit", ...}                    final statistics
 // Exit status: 0 normal, 2 bad command line / store refused (message on stderr), 3 timeout.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -120,6 +122,8 @@ int main(int argc, char** argv) {
   app.add_flag("--exit-when-drained", exit_when_drained);
   app.add_option("--timeout", timeout_s, "give up after this many seconds (exit 3)");
   app.add_option("--stats-ms", stats_ms);
+  // Logs go to stderr (stdout carries the JSON lines), as in the daemon.
+  spdlog::set_default_logger(spdlog::stderr_color_st("uplink_driver"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
