@@ -1,19 +1,45 @@
-// main.cpp — the `vibgate` command: offline analysis today, the operator CLI later (docs/cli.md).
+// main.cpp — the `vibgate` command: offline analysis of recordings and the operator commands that
+// talk to the running daemon (docs/cli.md).
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
+#include <string>
 
 #include "cli/offline_commands.hpp"
+#include "cli/online_commands.hpp"
+
+namespace {
+
+// `vibgate train NAME` without --out where NAME is not a file: the operator most likely meant to
+// relearn a running asset, which is `vibgate model train NAME`. Printed after CLI11's message.
+void hint_live_training(const CLI::App& app) {
+  const CLI::App* train = app.get_subcommand("train");
+  if (!train->parsed() || train->get_option("--out")->count() > 0) return;
+  const auto& files = train->get_option("files")->results();
+  if (files.size() != 1 || std::filesystem::exists(files.front())) return;
+  std::cerr << "vibgate: `vibgate train` learns a model from recordings; to relearn a running "
+               "asset from live data use `vibgate model train "
+            << files.front() << "`\n";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"vibgate — vibration anomaly detection for rotating machines"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "vibgate 0.1.0");
   vibgate::cli::OfflineCommands offline(app);
+  for (const char* name : {"features", "train", "score", "eval", "synth"}) {
+    app.get_subcommand(name)->group("Offline analysis (recordings)");
+  }
+  vibgate::cli::OnlineCommands online(app, std::cout, std::cerr);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    const int rc = app.exit(e);
+    if (rc != 0) hint_live_training(app);
+    return rc == 0 ? 0 : vibgate::cli::kExitUsage;
   }
-  return offline.run_selected();
+  return online.selected() ? online.run_selected() : offline.run_selected();
 }

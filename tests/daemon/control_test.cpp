@@ -1,4 +1,5 @@
-// control_test.cpp — the operator control socket: codec round trips, ControlServer on a real
+// control_test.cpp — the operator control socket: codec round trips (every command, field and
+// payload), ControlServer on a real
 // Unix socket (temp dir under the build tree) with a fake handler driven by call_control() and
 // raw sockets: every request type, pipelining, garbage / oversize / truncated frames, idle
 // timeout, max clients, a second server, stale socket files, client error messages, close().
@@ -20,6 +21,9 @@
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
+#include <variant>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/executor_work_guard.hpp>
@@ -51,15 +55,29 @@ class FakeHandler : public vd::ControlHandler {
           (void)c;
           using T = std::decay_t<decltype(c)>;
           if constexpr (std::is_same_v<T, vd::StatusQuery>) {
-            r.payload = vd::StatusInfo{"0.1.0", 42, true, false, 7, 3, 2, 1};
+            r.payload = vd::StatusInfo{"0.1.0",
+                                       42,
+                                       true,
+                                       false,
+                                       7,
+                                       3,
+                                       2,
+                                       1,
+                                       "/etc/vibgate/vibgate.toml",
+                                       "online",
+                                       0,
+                                       "",
+                                       {{"polls_total", 5.0}}};
           } else if constexpr (std::is_same_v<T, vd::DevicesQuery>) {
             r.payload = std::vector<vd::DeviceInfo>{
-                {"plc1", "modbus-tcp", "10.0.0.5:502", true, 1700000000000, 2, ""},
-                {"vib1", "serial", "/dev/ttyUSB0", false, 0, 9, "timeout"}};
+                {"plc1", "modbus-tcp", "10.0.0.5:502", true, 1700000000000, 2, "", "online", 2.5,
+                 100},
+                {"vib1", "serial", "/dev/ttyUSB0", false, 0, 9, "timeout", "offline", 0.0, 0}};
           } else if constexpr (std::is_same_v<T, vd::TagsQuery>) {
             r.payload = std::vector<vd::TagInfo>{{c.device, "speed", "rpm", 1480.5, true, 17}};
           } else if constexpr (std::is_same_v<T, vd::AssetsQuery>) {
-            r.payload = std::vector<vd::AssetInfo>{{"pump-1", 2, 0.93, 3, 7.1, "scoring", 5}};
+            r.payload = std::vector<vd::AssetInfo>{
+                {"pump-1", 2, 0.93, 3, 7.1, "scoring", 5, "v1", "plc1/accel", 0.0, true, 3}};
           } else if constexpr (std::is_same_v<T, vd::AlertsQuery>) {
             vd::AlertInfo a;
             a.id = c.limit;  // echo the query through the payload
@@ -86,7 +104,32 @@ class FakeHandler : public vd::ControlHandler {
           } else if constexpr (std::is_same_v<T, vd::QueueQuery>) {
             r.payload = vd::QueueInfo{12, 3456, 1000, true, 99, 1};
           } else if constexpr (std::is_same_v<T, vd::ModelsQuery>) {
-            r.payload = std::vector<vd::ModelInfo>{{"pump-1", "scoring", "pump-1.vgm", 77, 0.8}};
+            vd::ModelInfo m;
+            m.asset = c.asset.empty() ? "pump-1" : c.asset;
+            m.state = "scoring";
+            m.file = "pump-1.vgm";
+            m.trained_ms = 77;
+            m.threshold = 0.8;
+            r.payload = std::vector<vd::ModelInfo>{m};
+          } else if constexpr (std::is_same_v<T, vd::ModelCommand>) {
+            vd::ModelInfo m;
+            m.asset = c.asset;
+            m.state = "active";
+            m.version = c.action == vd::ModelCommand::Action::rollback ? "rolled-back" : c.version;
+            r.payload = std::vector<vd::ModelInfo>{m};
+          } else if constexpr (std::is_same_v<T, vd::TrainCommand>) {
+            vd::ModelInfo m;
+            m.asset = c.asset;
+            m.state = "learning";
+            m.note = std::to_string(c.duration_s);
+            r.payload = std::vector<vd::ModelInfo>{m};
+          } else if constexpr (std::is_same_v<T, vd::SpectrumQuery>) {
+            vd::Spectrum sp;
+            sp.asset = c.asset;
+            sp.bin_hz = 0.5;
+            sp.amplitude = {0.0f, 1.0f, 0.25f};
+            sp.markers = {{"1x", 0.5}};
+            r.payload = std::move(sp);
           }
         },
         request.command);
@@ -186,6 +229,75 @@ class RawClient {
 
 std::string frame_of(const vd::ControlRequest& r) { return vd::encode_request_frame(r); }
 
+// Every field of a payload struct as a tuple, so EXPECT_EQ compares (and prints) all of them.
+auto fields(const vd::StatusInfo& s) {
+  return std::tie(s.version, s.uptime_s, s.storage_ok, s.uplink_connected, s.outbox_depth,
+                  s.devices, s.assets, s.active_alerts, s.config_path, s.uplink_state,
+                  s.outbox_oldest_ms, s.storage_error, s.counters);
+}
+auto fields(const vd::DeviceInfo& d) {
+  return std::tie(d.name, d.kind, d.endpoint, d.connected, d.last_ok_ms, d.errors, d.last_error,
+                  d.state, d.rtt_ms, d.polls);
+}
+auto fields(const vd::TagInfo& t) {
+  return std::tie(t.device, t.name, t.unit, t.value, t.good, t.ts_ms);
+}
+auto fields(const vd::AssetInfo& a) {
+  return std::tie(a.name, a.alarm_level, a.score, a.iso_zone, a.vrms_mm_s, a.model_state,
+                  a.last_window_ms, a.model_version, a.channel, a.learning_progress, a.acknowledged,
+                  a.active_alert_id);
+}
+auto fields(const vd::AlertInfo& a) {
+  return std::tie(a.id, a.asset, a.level, a.cause, a.raised_ms, a.cleared_ms, a.acknowledged,
+                  a.ack_by, a.ack_note, a.message);
+}
+auto fields(const vd::AckInfo& a) { return std::tie(a.alert_id, a.already_acknowledged); }
+auto fields(const vd::TrendPoint& p) { return std::tie(p.ts_ms, p.value); }
+auto fields(const vd::QueueInfo& q) {
+  return std::tie(q.depth, q.bytes, q.oldest_ms, q.uplink_connected, q.sent_total, q.dropped_total);
+}
+auto fields(const vd::ModelInfo& m) {
+  return std::tie(m.asset, m.state, m.file, m.trained_ms, m.threshold, m.version, m.note,
+                  m.feature_hash);
+}
+auto fields(const vd::SpectrumMarker& m) { return std::tie(m.name, m.hz); }
+
+template <class T>
+void expect_same_list(const std::vector<T>& a, const std::vector<T>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(fields(a[i]), fields(b[i])) << i;
+}
+
+// Encodes `payload` in a reply, decodes it and returns the decoded reply (asserting the frame).
+vd::ControlReply reply_round_trip(vd::ControlPayload payload) {
+  vd::ControlReply in;
+  in.id = 42;
+  in.ok = true;
+  in.payload = std::move(payload);
+  const std::string frame = vd::encode_reply_frame(in);
+  EXPECT_EQ(vd::decode_frame_length(frame.substr(0, 4)), frame.size() - 4);
+  auto out = vd::decode_reply(std::string_view(frame).substr(4));
+  EXPECT_TRUE(out);
+  if (!out) return {};
+  EXPECT_EQ(out->id, 42u);
+  EXPECT_TRUE(out->ok);
+  EXPECT_EQ(out->payload.index(), in.payload.index());
+  return *out;
+}
+
+// Encodes one command in a request, decodes it and returns the decoded command.
+template <class T>
+T request_round_trip(const T& command) {
+  const std::string frame = vd::encode_request_frame({5, command});
+  auto back = vd::decode_request(std::string_view(frame).substr(4));
+  EXPECT_TRUE(back);
+  if (!back || !std::holds_alternative<T>(back->command)) {
+    ADD_FAILURE() << "wrong command type after round trip";
+    return T{};
+  }
+  return std::get<T>(back->command);
+}
+
 std::string raw_frame(std::uint32_t length, const std::string& body) {
   std::string f;
   f += static_cast<char>(length >> 24);
@@ -276,7 +388,11 @@ TEST(ControlCodec, RequestsRoundTrip) {
                                                     vd::AckCommand{17, "bearing replaced", "alice"},
                                                     vd::TrendQuery{"pump-1", "score", 10, 20, 300},
                                                     vd::QueueQuery{},
-                                                    vd::ModelsQuery{}};
+                                                    vd::ModelsQuery{},
+                                                    vd::ModelsQuery{"pump-1"},
+                                                    vd::ModelCommand{},
+                                                    vd::TrainCommand{"pump-1", 600},
+                                                    vd::SpectrumQuery{"pump-1"}};
   for (const auto& c : commands) {
     const std::string frame = vd::encode_request_frame({123456789012345ull, c});
     ASSERT_GE(frame.size(), 4u);
@@ -312,6 +428,158 @@ TEST(ControlCodec, RequestsRoundTrip) {
       "d");
 }
 
+TEST(ControlCodec, NewCommandsRoundTripEveryField) {
+  EXPECT_EQ(request_round_trip(vd::ModelsQuery{"fan-2"}).asset, "fan-2");
+  EXPECT_EQ(request_round_trip(vd::ModelsQuery{}).asset, "");
+
+  const auto promote = request_round_trip(
+      vd::ModelCommand{vd::ModelCommand::Action::promote, "pump-1", "20240501-1200"});
+  EXPECT_EQ(promote.action, vd::ModelCommand::Action::promote);
+  EXPECT_EQ(promote.asset, "pump-1");
+  EXPECT_EQ(promote.version, "20240501-1200");
+  const auto rollback =
+      request_round_trip(vd::ModelCommand{vd::ModelCommand::Action::rollback, "fan-2", ""});
+  EXPECT_EQ(rollback.action, vd::ModelCommand::Action::rollback);
+  EXPECT_EQ(rollback.asset, "fan-2");
+  EXPECT_EQ(rollback.version, "");
+
+  const auto train = request_round_trip(vd::TrainCommand{"pump-1", 4000000000u});
+  EXPECT_EQ(train.asset, "pump-1");
+  EXPECT_EQ(train.duration_s, 4000000000u);
+  EXPECT_EQ(request_round_trip(vd::TrainCommand{"p", 0}).duration_s, 0u);
+
+  EXPECT_EQ(request_round_trip(vd::SpectrumQuery{"gearbox"}).asset, "gearbox");
+}
+
+TEST(ControlCodec, UnknownModelActionIsRejected) {
+  // Request{model: ModelCommand{action: 5}}: field 19 (tag 0x9A 0x01), 2 bytes, action = 5.
+  EXPECT_FALSE(vd::decode_request(std::string("\x9a\x01\x02\x08\x05", 5)));
+  // The same with action = 1 is a rollback.
+  auto ok = vd::decode_request(std::string("\x9a\x01\x02\x08\x01", 5));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(std::get<vd::ModelCommand>(ok->command).action, vd::ModelCommand::Action::rollback);
+}
+
+TEST(ControlCodec, RepliesRoundTripEveryField) {
+  vd::StatusInfo s;
+  s.version = "0.1.0";
+  s.uptime_s = 86400;
+  s.storage_ok = false;
+  s.uplink_connected = true;
+  s.outbox_depth = 12;
+  s.devices = 3;
+  s.assets = 2;
+  s.active_alerts = 1;
+  s.config_path = "/etc/vibgate/vibgate.toml";
+  s.uplink_state = "connecting (connection refused)";
+  s.outbox_oldest_ms = 1700000000123;
+  s.storage_error = "disk full";
+  s.counters = {{"polls_total", 1234.0}, {"windows_scored", 5.5}, {"drops", 0.0}};
+  const auto rs = reply_round_trip(s);
+  EXPECT_EQ(fields(std::get<vd::StatusInfo>(rs.payload)), fields(s));
+
+  vd::DeviceInfo d1;
+  d1.name = "plc1";
+  d1.kind = "modbus-tcp";
+  d1.endpoint = "10.0.0.5:502";
+  d1.connected = true;
+  d1.last_ok_ms = 1700000000000;
+  d1.errors = 2;
+  d1.state = "online";
+  d1.rtt_ms = 3.25;
+  d1.polls = 99999;
+  vd::DeviceInfo d2;
+  d2.name = "vib1";
+  d2.kind = "serial";
+  d2.endpoint = "/dev/ttyUSB0";
+  d2.errors = 9;
+  d2.last_error = "timeout";
+  d2.state = "offline";
+  const std::vector<vd::DeviceInfo> devices{d1, d2};
+  expect_same_list(std::get<std::vector<vd::DeviceInfo>>(reply_round_trip(devices).payload),
+                   devices);
+
+  const std::vector<vd::TagInfo> tags{{"plc1", "speed", "rpm", 1480.5, true, 17},
+                                      {"plc1", "temp", "degC", -3.5, false, -1}};
+  expect_same_list(std::get<std::vector<vd::TagInfo>>(reply_round_trip(tags).payload), tags);
+
+  vd::AssetInfo a;
+  a.name = "pump-1";
+  a.alarm_level = 2;
+  a.score = 1.37;
+  a.iso_zone = 3;
+  a.vrms_mm_s = 7.1;
+  a.model_state = "learning";
+  a.last_window_ms = 1700000000999;
+  a.model_version = "v3";
+  a.channel = "plc1/accel_x";
+  a.learning_progress = 0.42;
+  a.acknowledged = true;
+  a.active_alert_id = 18446744073709551615ull;
+  const std::vector<vd::AssetInfo> assets{a, vd::AssetInfo{}};
+  expect_same_list(std::get<std::vector<vd::AssetInfo>>(reply_round_trip(assets).payload), assets);
+
+  const std::vector<vd::AlertInfo> alerts{
+      {7, "pump-1", 2, "score", 100, 200, true, "alice@gw", "bearing replaced", "score 1.4"},
+      {8, "fan-2", 1, "iso", 300, 0, false, "", "", "zone C"}};
+  expect_same_list(std::get<std::vector<vd::AlertInfo>>(reply_round_trip(alerts).payload), alerts);
+
+  const vd::AckInfo ack{17, true};
+  EXPECT_EQ(fields(std::get<vd::AckInfo>(reply_round_trip(ack).payload)), fields(ack));
+
+  const vd::Trend trend{"pump-1", "vrms", {{1, 0.5}, {2, -1.0}, {3, 1e300}}};
+  const auto rt = std::get<vd::Trend>(reply_round_trip(trend).payload);
+  EXPECT_EQ(rt.asset, "pump-1");
+  EXPECT_EQ(rt.metric, "vrms");
+  expect_same_list(rt.points, trend.points);
+
+  const vd::QueueInfo q{12, 3456, 1000, true, 99, 1};
+  EXPECT_EQ(fields(std::get<vd::QueueInfo>(reply_round_trip(q).payload)), fields(q));
+
+  vd::ModelInfo m;
+  m.asset = "pump-1";
+  m.state = "active";
+  m.file = "/var/lib/vibgate/models/pump-1/v3.vgm";
+  m.trained_ms = 1700000000000;
+  m.threshold = 0.0123;
+  m.version = "v3";
+  m.note = "learned on site from 300 s, 1170 windows";
+  m.feature_hash = "9f86d081884c7d65";
+  vd::ModelInfo m2 = m;
+  m2.state = "retired";
+  m2.version = "v2";
+  m2.note = "";
+  const std::vector<vd::ModelInfo> models{m, m2};
+  expect_same_list(std::get<std::vector<vd::ModelInfo>>(reply_round_trip(models).payload), models);
+
+  vd::Spectrum sp;
+  sp.asset = "pump-1";
+  sp.ts_ms = 1700000000555;
+  sp.bin_hz = 6.25;
+  sp.amplitude = {0.0f, 0.125f, 3.5f, 1e-6f, 0.0f};
+  sp.markers = {{"1x", 29.95}, {"BPFO", 107.36}, {"BPFI", 162.19}, {"BSF", 141.17}, {"FTF", 11.93}};
+  const auto rsp = std::get<vd::Spectrum>(reply_round_trip(sp).payload);
+  EXPECT_EQ(rsp.asset, sp.asset);
+  EXPECT_EQ(rsp.ts_ms, sp.ts_ms);
+  EXPECT_EQ(rsp.bin_hz, sp.bin_hz);
+  EXPECT_EQ(rsp.amplitude, sp.amplitude);
+  expect_same_list(rsp.markers, sp.markers);
+
+  // An empty spectrum and an error reply stay what they were.
+  const auto empty = std::get<vd::Spectrum>(reply_round_trip(vd::Spectrum{}).payload);
+  EXPECT_TRUE(empty.amplitude.empty());
+  EXPECT_TRUE(empty.markers.empty());
+  vd::ControlReply err;
+  err.id = 3;
+  err.error = "unknown asset \"x\"";
+  const std::string frame = vd::encode_reply_frame(err);
+  auto back = vd::decode_reply(std::string_view(frame).substr(4));
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(back->ok);
+  EXPECT_EQ(back->error, err.error);
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(back->payload));
+}
+
 TEST(ControlCodec, RejectsGarbageAndEmptyRequests) {
   EXPECT_FALSE(vd::decode_request(std::string(5, '\xff')));      // truncated varint
   EXPECT_FALSE(vd::decode_request(std::string("\x08\x05", 2)));  // id only, no command
@@ -334,6 +602,9 @@ TEST(ControlCodec, CommandNames) {
   EXPECT_EQ(vd::command_name(vd::StatusQuery{}), "status");
   EXPECT_EQ(vd::command_name(vd::ModelsQuery{}), "models");
   EXPECT_EQ(vd::command_name(vd::AckCommand{}), "ack");
+  EXPECT_EQ(vd::command_name(vd::ModelCommand{}), "model");
+  EXPECT_EQ(vd::command_name(vd::TrainCommand{}), "train");
+  EXPECT_EQ(vd::command_name(vd::SpectrumQuery{}), "spectrum");
 }
 
 // ---- path policy and client messages ------------------------------------------------------
@@ -397,6 +668,9 @@ TEST_F(ControlServerTest, EveryRequestTypeRoundTrips) {
   EXPECT_FALSE(s.uplink_connected);
   EXPECT_EQ(s.outbox_depth, 7u);
   EXPECT_EQ(s.active_alerts, 1u);
+  EXPECT_EQ(s.config_path, "/etc/vibgate/vibgate.toml");
+  ASSERT_EQ(s.counters.size(), 1u);
+  EXPECT_EQ(s.counters[0].first, "polls_total");
 
   auto devices = call(vd::DevicesQuery{}, &error, 2);
   ASSERT_TRUE(devices) << error;
@@ -405,6 +679,9 @@ TEST_F(ControlServerTest, EveryRequestTypeRoundTrips) {
   EXPECT_EQ(d[0].endpoint, "10.0.0.5:502");
   EXPECT_EQ(d[1].last_error, "timeout");
   EXPECT_EQ(d[1].errors, 9u);
+  EXPECT_EQ(d[0].state, "online");
+  EXPECT_DOUBLE_EQ(d[0].rtt_ms, 2.5);
+  EXPECT_EQ(d[0].polls, 100u);
 
   auto tags = call(vd::TagsQuery{"plc1"}, &error, 3);
   ASSERT_TRUE(tags) << error;
@@ -420,6 +697,9 @@ TEST_F(ControlServerTest, EveryRequestTypeRoundTrips) {
   EXPECT_EQ(as[0].alarm_level, 2u);
   EXPECT_DOUBLE_EQ(as[0].score, 0.93);
   EXPECT_EQ(as[0].model_state, "scoring");
+  EXPECT_EQ(as[0].model_version, "v1");
+  EXPECT_EQ(as[0].active_alert_id, 3u);
+  EXPECT_TRUE(as[0].acknowledged);
 
   auto alerts = call(vd::AlertsQuery{true, 1700000000123, 50}, &error, 5);
   ASSERT_TRUE(alerts) << error;
@@ -464,8 +744,35 @@ TEST_F(ControlServerTest, EveryRequestTypeRoundTrips) {
   EXPECT_EQ(m[0].file, "pump-1.vgm");
   EXPECT_DOUBLE_EQ(m[0].threshold, 0.8);
 
-  EXPECT_EQ(handler_.count(), 10);
-  EXPECT_EQ(stats().requests, 10u);
+  auto one_model = call(vd::ModelsQuery{"fan-2"}, &error, 11);
+  ASSERT_TRUE(one_model) << error;
+  EXPECT_EQ(std::get<std::vector<vd::ModelInfo>>(one_model->payload).at(0).asset, "fan-2");
+
+  auto promote =
+      call(vd::ModelCommand{vd::ModelCommand::Action::promote, "pump-1", "v2"}, &error, 12);
+  ASSERT_TRUE(promote) << error;
+  EXPECT_EQ(std::get<std::vector<vd::ModelInfo>>(promote->payload).at(0).version, "v2");
+  auto rollback =
+      call(vd::ModelCommand{vd::ModelCommand::Action::rollback, "pump-1", ""}, &error, 13);
+  ASSERT_TRUE(rollback) << error;
+  EXPECT_EQ(std::get<std::vector<vd::ModelInfo>>(rollback->payload).at(0).version, "rolled-back");
+
+  auto train = call(vd::TrainCommand{"pump-1", 900}, &error, 14);
+  ASSERT_TRUE(train) << error;
+  const auto& tm = std::get<std::vector<vd::ModelInfo>>(train->payload).at(0);
+  EXPECT_EQ(tm.state, "learning");
+  EXPECT_EQ(tm.note, "900");
+
+  auto spectrum = call(vd::SpectrumQuery{"pump-1"}, &error, 15);
+  ASSERT_TRUE(spectrum) << error;
+  const auto& sp = std::get<vd::Spectrum>(spectrum->payload);
+  EXPECT_EQ(sp.asset, "pump-1");
+  EXPECT_EQ(sp.amplitude, (std::vector<float>{0.0f, 1.0f, 0.25f}));
+  ASSERT_EQ(sp.markers.size(), 1u);
+  EXPECT_EQ(sp.markers[0].name, "1x");
+
+  EXPECT_EQ(handler_.count(), 15);
+  EXPECT_EQ(stats().requests, 15u);
 
   // The ControlClient wrapper numbers its requests.
   vd::ControlClient client(path_, 5s);

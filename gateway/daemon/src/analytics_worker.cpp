@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <span>
 #include <stdexcept>
 #include <utility>
@@ -19,34 +20,60 @@ namespace vibgate::daemon {
 // channel are immutable).
 struct AnalyticsWorker::Asset {
   std::string name, channel;
-  std::shared_ptr<const analytics::Model> model;
+  std::shared_ptr<const analytics::Model> model;  // null in learning mode
   std::uint64_t generation = 0;
   std::unique_ptr<analytics::Scorer> scorer;
+  // Learning mode: the feature configuration (sample rate 0 until adopted from the stream) and
+  // an extractor made once the rate is known.
+  std::optional<analytics::FeatureConfig> learn;
+  std::unique_ptr<analytics::FeatureExtractor> extractor;
+  analytics::Features learn_features;
   std::unique_ptr<analytics::Windower> windower;
   std::uint64_t pushed = 0;   // samples pushed into the windower since its last reset
   bool gap_pending = false;   // flag the next window
   bool rate_logged = false;   // one log line per asset for wrong sample rates
   bool restart_next = false;  // a block was rejected: restart the stream at the next one
+  std::uint64_t spectrum_due = 0;  // stream samples until the next spectrum is attached
   analytics::ScoredWindow scored;
   std::vector<float> converted;  // unit-converted samples when block and model units differ
+
+  // The configuration windows are cut and featurized with (model's or learning's).
+  const analytics::FeatureConfig& config() const { return model ? model->features : *learn; }
 
   void reset_stream() {
     windower->reset();
     pushed = 0;
   }
-  void set_model(std::shared_ptr<const analytics::Model> m, std::uint64_t gen) {
-    const auto& f = m->features;
-    const bool same_cut = model && model->features.window_length == f.window_length &&
-                          model->features.hop() == f.hop() &&
-                          model->features.sample_rate_hz == f.sample_rate_hz;
-    scorer = std::make_unique<analytics::Scorer>(m);
+  // Replaces the cut (window length, hop); restarts the stream when it changes.
+  void recut(const analytics::FeatureConfig& f, bool had_config) {
+    bool same_cut = false;
+    if (had_config && windower) {
+      const auto& old = config();
+      same_cut = old.window_length == f.window_length && old.hop() == f.hop() &&
+                 old.sample_rate_hz == f.sample_rate_hz;
+    }
     if (!same_cut) {
       windower = std::make_unique<analytics::Windower>(f.window_length, f.hop());
-      if (model) gap_pending = true;  // buffered samples discarded on a swap
+      if (had_config) gap_pending = true;  // buffered samples discarded on a swap
       pushed = 0;
     }
+  }
+  void set_model(std::shared_ptr<const analytics::Model> m, std::uint64_t gen) {
+    auto next_scorer = std::make_unique<analytics::Scorer>(m);
+    recut(m->features, model || learn);
+    scorer = std::move(next_scorer);
     model = std::move(m);
+    learn.reset();
+    extractor.reset();
     generation = gen;
+  }
+  void set_learning(analytics::FeatureConfig f) {
+    recut(f, model || learn);
+    model.reset();
+    scorer.reset();
+    extractor.reset();
+    learn = std::move(f);
+    if (learn->sample_rate_hz > 0) extractor = std::make_unique<analytics::FeatureExtractor>(*learn);
   }
 };
 
@@ -95,7 +122,8 @@ AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options,
     where += "': ";
     if (spec.asset.empty()) throw std::invalid_argument("analytics worker: empty asset name");
     if (spec.channel.empty()) throw std::invalid_argument(where + "empty channel");
-    if (!spec.model) throw std::invalid_argument(where + "no model");
+    if (!spec.model && !spec.learn)
+      throw std::invalid_argument(where + "neither a model nor a learning configuration");
     const std::size_t index = assets_.size();
     if (!by_asset_.emplace(spec.asset, index).second)
       throw std::invalid_argument(where + "duplicate asset name");
@@ -109,11 +137,15 @@ AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options,
     auto a = std::make_unique<Asset>();
     a->name = spec.asset;
     a->channel = spec.channel;
-    a->set_model(std::move(spec.model), 0);
+    if (spec.model)
+      a->set_model(std::move(spec.model), 0);
+    else
+      a->set_learning(*spec.learn);
     assets_.push_back(std::move(a));
   }
   gap_next_.assign(assets_.size(), 0);
   pending_models_.resize(assets_.size());
+  pending_learn_.resize(assets_.size());
   pending_generation_.assign(assets_.size(), 0);
   thread_ = std::thread([this] { run(); });
 }
@@ -162,7 +194,26 @@ std::string AnalyticsWorker::swap_model(const std::string& asset,
   {
     std::lock_guard lock(mu_);
     pending_models_[it->second] = std::move(model);
+    pending_learn_[it->second].reset();
     ++pending_generation_[it->second];
+  }
+  work_cv_.notify_one();
+  return "";
+}
+
+std::string AnalyticsWorker::start_learning(const std::string& asset,
+                                            analytics::FeatureConfig features) {
+  const auto it = by_asset_.find(asset);
+  if (it == by_asset_.end()) {
+    std::string err = "start_learning: unknown asset '";
+    err += asset;
+    err += "'";
+    return err;
+  }
+  {
+    std::lock_guard lock(mu_);
+    pending_learn_[it->second] = std::move(features);
+    pending_models_[it->second].reset();
   }
   work_cv_.notify_one();
   return "";
@@ -196,6 +247,18 @@ void AnalyticsWorker::apply_pending_model(Asset& a, std::size_t index) {
   std::uint64_t gen = 0;
   {
     std::lock_guard lock(mu_);
+    if (pending_learn_[index]) {
+      auto f = std::move(*pending_learn_[index]);
+      pending_learn_[index].reset();
+      try {
+        a.set_learning(std::move(f));
+        spdlog::info("analytics: asset '{}': learning mode", a.name);
+      } catch (const std::exception& e) {
+        spdlog::error("analytics: asset '{}': cannot learn with this configuration: {}", a.name,
+                      e.what());
+      }
+      return;
+    }
     if (!pending_models_[index]) return;
     m = std::move(pending_models_[index]);
     pending_models_[index].reset();
@@ -236,7 +299,26 @@ void AnalyticsWorker::process(Item& item) {
   Asset& a = *assets_[item.asset];
   apply_pending_model(a, item.asset);
   const SampleBlock& b = item.block;
-  const analytics::FeatureConfig& cfg = a.model->features;
+  if (!a.model && a.learn && a.learn->sample_rate_hz == 0 && b.sample_rate_hz > 0) {
+    // Learning mode adopts the stream's sample rate from its first block.
+    auto f = *a.learn;
+    f.sample_rate_hz = b.sample_rate_hz;
+    try {
+      a.extractor = std::make_unique<analytics::FeatureExtractor>(f);
+      a.learn = std::move(f);
+      spdlog::info("analytics: asset '{}': learning at {} Hz", a.name, b.sample_rate_hz);
+    } catch (const std::exception& e) {
+      if (!a.rate_logged) {
+        a.rate_logged = true;
+        spdlog::error("analytics: asset '{}': cannot learn at {} Hz: {}", a.name,
+                      b.sample_rate_hz, e.what());
+      }
+      std::lock_guard lock(mu_);
+      ++stats_.rejected_blocks;
+      return;
+    }
+  }
+  const analytics::FeatureConfig& cfg = a.config();
 
   if (!(b.sample_rate_hz == cfg.sample_rate_hz)) {
     if (!a.rate_logged) {
@@ -283,20 +365,39 @@ void AnalyticsWorker::process(Item& item) {
     const std::uint64_t last = start + window.size() - 1;
     const std::uint64_t in_block = last >= block_start ? last - block_start : 0;
     WindowResult r;
+    analytics::FeatureExtractor* fx = nullptr;
     try {
-      a.scorer->score(window, a.scored);
+      if (a.scorer) {
+        a.scorer->score(window, a.scored);
+        fx = &a.scorer->extractor();
+      } else {
+        a.extractor->extract(window, a.learn_features);
+        r.model_input.resize(a.extractor->model_input_size());
+        a.extractor->model_input(a.learn_features, r.model_input);
+        fx = a.extractor.get();
+      }
     } catch (const std::exception& e) {
       failed = true;
       spdlog::error("analytics: asset '{}': scoring failed: {}", a.name, e.what());
       return;
     }
-    const auto& f = a.scored.features;
+    const auto& f = a.scorer ? a.scored.features : a.learn_features;
     r.asset = a.name;
     r.channel = a.channel;
     r.wall_ms = ns_to_ms(b.first_sample.wall_ns + offset_ns(in_block, rate));
     r.mono_ns = b.first_sample.mono_ns + offset_ns(in_block, rate);
-    r.score = a.scored.score;
-    r.verdict = a.scored.verdict;
+    r.sample_rate_hz = rate;
+    r.learning = !a.scorer;
+    r.score = a.scorer ? a.scored.score : std::numeric_limits<double>::quiet_NaN();
+    r.verdict = a.scorer ? a.scored.verdict : Verdict::normal;
+    if (a.spectrum_due <= cfg.hop()) {
+      const auto sp = fx->amplitude_spectrum();
+      r.spectrum = std::make_shared<const std::vector<float>>(sp.begin(), sp.end());
+      r.spectrum_bin_hz = rate / static_cast<double>(cfg.window_length);
+      a.spectrum_due = static_cast<std::uint64_t>(rate);
+    } else {
+      a.spectrum_due -= cfg.hop();
+    }
     r.iso_zone = static_cast<int>(f.iso_zone) + 1;
     r.velocity_rms_mm_s = f.velocity_rms_mm_s;
     add_summary(f, cfg, r.features);

@@ -80,7 +80,20 @@ std::string encode_request_frame(const ControlRequest& request) {
         } else if constexpr (std::is_same_v<T, QueueQuery>) {
           m.mutable_queue();
         } else if constexpr (std::is_same_v<T, ModelsQuery>) {
-          m.mutable_models();
+          m.mutable_models()->set_asset(c.asset);
+        } else if constexpr (std::is_same_v<T, ModelCommand>) {
+          auto* o = m.mutable_model();
+          o->set_action(c.action == ModelCommand::Action::rollback
+                            ? pb::ModelCommand::ACTION_ROLLBACK
+                            : pb::ModelCommand::ACTION_PROMOTE);
+          o->set_asset(c.asset);
+          o->set_version(c.version);
+        } else if constexpr (std::is_same_v<T, TrainCommand>) {
+          auto* o = m.mutable_train();
+          o->set_asset(c.asset);
+          o->set_duration_s(c.duration_s);
+        } else if constexpr (std::is_same_v<T, SpectrumQuery>) {
+          m.mutable_spectrum()->set_asset(c.asset);
         } else {
           static_assert(kAlwaysFalse<T>, "unhandled command");
         }
@@ -126,7 +139,31 @@ std::optional<ControlRequest> decode_request(std::string_view body) {
       r.command = QueueQuery{};
       break;
     case pb::Request::kModels:
-      r.command = ModelsQuery{};
+      r.command = ModelsQuery{m.models().asset()};
+      break;
+    case pb::Request::kModel: {
+      const auto& x = m.model();
+      ModelCommand c;
+      switch (x.action()) {
+        case pb::ModelCommand::ACTION_PROMOTE:
+          c.action = ModelCommand::Action::promote;
+          break;
+        case pb::ModelCommand::ACTION_ROLLBACK:
+          c.action = ModelCommand::Action::rollback;
+          break;
+        default:
+          return std::nullopt;  // an action this build does not know: never guess
+      }
+      c.asset = x.asset();
+      c.version = x.version();
+      r.command = std::move(c);
+      break;
+    }
+    case pb::Request::kTrain:
+      r.command = TrainCommand{m.train().asset(), m.train().duration_s()};
+      break;
+    case pb::Request::kSpectrum:
+      r.command = SpectrumQuery{m.spectrum().asset()};
       break;
     case pb::Request::COMMAND_NOT_SET:
       return std::nullopt;
@@ -154,6 +191,15 @@ std::string encode_reply_frame(const ControlReply& reply) {
           s->set_devices(p.devices);
           s->set_assets(p.assets);
           s->set_active_alerts(p.active_alerts);
+          s->set_config_path(p.config_path);
+          s->set_uplink_state(p.uplink_state);
+          s->set_outbox_oldest_ms(p.outbox_oldest_ms);
+          s->set_storage_error(p.storage_error);
+          for (const auto& [name, value] : p.counters) {
+            auto* c = s->add_counters();
+            c->set_name(name);
+            c->set_value(value);
+          }
         } else if constexpr (std::is_same_v<T, std::vector<DeviceInfo>>) {
           auto* list = m.mutable_devices();
           for (const auto& d : p) {
@@ -165,6 +211,9 @@ std::string encode_reply_frame(const ControlReply& reply) {
             o->set_last_ok_ms(d.last_ok_ms);
             o->set_errors(d.errors);
             o->set_last_error(d.last_error);
+            o->set_state(d.state);
+            o->set_rtt_ms(d.rtt_ms);
+            o->set_polls(d.polls);
           }
         } else if constexpr (std::is_same_v<T, std::vector<TagInfo>>) {
           auto* list = m.mutable_tags();
@@ -188,6 +237,11 @@ std::string encode_reply_frame(const ControlReply& reply) {
             o->set_vrms_mm_s(a.vrms_mm_s);
             o->set_model_state(a.model_state);
             o->set_last_window_ms(a.last_window_ms);
+            o->set_model_version(a.model_version);
+            o->set_channel(a.channel);
+            o->set_learning_progress(a.learning_progress);
+            o->set_acknowledged(a.acknowledged);
+            o->set_active_alert_id(a.active_alert_id);
           }
         } else if constexpr (std::is_same_v<T, std::vector<AlertInfo>>) {
           auto* list = m.mutable_alerts();
@@ -234,6 +288,20 @@ std::string encode_reply_frame(const ControlReply& reply) {
             o->set_file(x.file);
             o->set_trained_ms(x.trained_ms);
             o->set_threshold(x.threshold);
+            o->set_version(x.version);
+            o->set_note(x.note);
+            o->set_feature_hash(x.feature_hash);
+          }
+        } else if constexpr (std::is_same_v<T, Spectrum>) {
+          auto* s = m.mutable_spectrum();
+          s->set_asset(p.asset);
+          s->set_ts_ms(p.ts_ms);
+          s->set_bin_hz(p.bin_hz);
+          s->mutable_amplitude()->Add(p.amplitude.begin(), p.amplitude.end());
+          for (const auto& mk : p.markers) {
+            auto* o = s->add_markers();
+            o->set_name(mk.name);
+            o->set_hz(mk.hz);
           }
         } else {
           static_assert(kAlwaysFalse<T>, "unhandled payload");
@@ -255,15 +323,39 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
       break;
     case pb::Response::kStatus: {
       const auto& s = m.status();
-      r.payload = StatusInfo{s.version(),      s.uptime_s(), s.storage_ok(), s.uplink_connected(),
-                             s.outbox_depth(), s.devices(),  s.assets(),     s.active_alerts()};
+      StatusInfo o;
+      o.version = s.version();
+      o.uptime_s = s.uptime_s();
+      o.storage_ok = s.storage_ok();
+      o.uplink_connected = s.uplink_connected();
+      o.outbox_depth = s.outbox_depth();
+      o.devices = s.devices();
+      o.assets = s.assets();
+      o.active_alerts = s.active_alerts();
+      o.config_path = s.config_path();
+      o.uplink_state = s.uplink_state();
+      o.outbox_oldest_ms = s.outbox_oldest_ms();
+      o.storage_error = s.storage_error();
+      o.counters.reserve(static_cast<std::size_t>(s.counters_size()));
+      for (const auto& c : s.counters()) o.counters.emplace_back(c.name(), c.value());
+      r.payload = std::move(o);
       break;
     }
     case pb::Response::kDevices: {
       std::vector<DeviceInfo> v;
       for (const auto& d : m.devices().devices()) {
-        v.push_back({d.name(), d.kind(), d.endpoint(), d.connected(), d.last_ok_ms(), d.errors(),
-                     d.last_error()});
+        DeviceInfo o;
+        o.name = d.name();
+        o.kind = d.kind();
+        o.endpoint = d.endpoint();
+        o.connected = d.connected();
+        o.last_ok_ms = d.last_ok_ms();
+        o.errors = d.errors();
+        o.last_error = d.last_error();
+        o.state = d.state();
+        o.rtt_ms = d.rtt_ms();
+        o.polls = d.polls();
+        v.push_back(std::move(o));
       }
       r.payload = std::move(v);
       break;
@@ -279,8 +371,20 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
     case pb::Response::kAssets: {
       std::vector<AssetInfo> v;
       for (const auto& a : m.assets().assets()) {
-        v.push_back({a.name(), a.alarm_level(), a.score(), a.iso_zone(), a.vrms_mm_s(),
-                     a.model_state(), a.last_window_ms()});
+        AssetInfo o;
+        o.name = a.name();
+        o.alarm_level = a.alarm_level();
+        o.score = a.score();
+        o.iso_zone = a.iso_zone();
+        o.vrms_mm_s = a.vrms_mm_s();
+        o.model_state = a.model_state();
+        o.last_window_ms = a.last_window_ms();
+        o.model_version = a.model_version();
+        o.channel = a.channel();
+        o.learning_progress = a.learning_progress();
+        o.acknowledged = a.acknowledged();
+        o.active_alert_id = a.active_alert_id();
+        v.push_back(std::move(o));
       }
       r.payload = std::move(v);
       break;
@@ -312,9 +416,29 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
     case pb::Response::kModels: {
       std::vector<ModelInfo> v;
       for (const auto& x : m.models().models()) {
-        v.push_back({x.asset(), x.state(), x.file(), x.trained_ms(), x.threshold()});
+        ModelInfo o;
+        o.asset = x.asset();
+        o.state = x.state();
+        o.file = x.file();
+        o.trained_ms = x.trained_ms();
+        o.threshold = x.threshold();
+        o.version = x.version();
+        o.note = x.note();
+        o.feature_hash = x.feature_hash();
+        v.push_back(std::move(o));
       }
       r.payload = std::move(v);
+      break;
+    }
+    case pb::Response::kSpectrum: {
+      const auto& x = m.spectrum();
+      Spectrum o;
+      o.asset = x.asset();
+      o.ts_ms = x.ts_ms();
+      o.bin_hz = x.bin_hz();
+      o.amplitude.assign(x.amplitude().begin(), x.amplitude().end());
+      for (const auto& mk : x.markers()) o.markers.push_back({mk.name(), mk.hz()});
+      r.payload = std::move(o);
       break;
     }
   }
@@ -329,8 +453,9 @@ std::uint32_t decode_frame_length(std::string_view header) {
 }
 
 std::string_view command_name(const ControlCommand& command) {
-  static constexpr std::string_view kNames[] = {"status", "devices", "tags",  "assets", "alerts",
-                                                "ack",    "trend",   "queue", "models"};
+  static constexpr std::string_view kNames[] = {"status", "devices", "tags",  "assets",
+                                                "alerts", "ack",     "trend", "queue",
+                                                "models", "model",   "train", "spectrum"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlCommand>);
   return kNames[command.index()];
 }

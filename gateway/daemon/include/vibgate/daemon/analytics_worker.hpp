@@ -10,6 +10,10 @@
 // asset's stream restarts at the next accepted block (the next window carries the gap flag):
 // memory stays bounded by queue_capacity_blocks blocks.
 //
+// Learning mode: an asset without a model has a feature configuration instead (AssetSpec::learn);
+// its windows are only featurized (no score) and carry the raw model-input vector, which the
+// daemon collects to train the asset's baseline on site; swap_model() then starts scoring.
+//
 // Limit: one vibration channel per asset (AssetSpec::channel).
 #pragma once
 
@@ -21,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -36,7 +41,10 @@ namespace vibgate::daemon {
 struct AssetSpec {
   std::string asset;    // asset name, unique
   std::string channel;  // SampleBlock::channel routed to this asset, unique
-  std::shared_ptr<const analytics::Model> model;  // required
+  std::shared_ptr<const analytics::Model> model;  // the model, or null: learning mode
+  // Learning mode (model null): the features to compute. sample_rate_hz 0 = adopt the rate of
+  // the first block (then fixed; blocks at another rate are rejected).
+  std::optional<analytics::FeatureConfig> learn;
 };
 
 // One scored window of an asset.
@@ -58,6 +66,13 @@ struct WindowResult {
   bool gap = false;  // samples were lost (gap_before, dropped or rejected block) right before
                      // this window; the window itself never spans the loss
   std::uint64_t model_generation = 0;  // 0 = the constructor's model, +1 per swap_model()
+  bool learning = false;  // learning mode: score is NaN, verdict normal, model_input is set
+  std::vector<float> model_input;  // learning mode: the raw model-input vector of the window
+  double sample_rate_hz = 0.0;
+  // At most once per second of signal: the window's single-sided amplitude spectrum (bin k at
+  // k * spectrum_bin_hz, input units); null in the other windows.
+  std::shared_ptr<const std::vector<float>> spectrum;
+  double spectrum_bin_hz = 0.0;
 };
 
 class AnalyticsWorker {
@@ -85,7 +100,7 @@ class AnalyticsWorker {
   using ResultFn = std::function<void(WindowResult)>;
 
   // Starts the worker thread. Throws std::invalid_argument for an empty asset list, an empty or
-  // duplicate asset name or channel, a missing model, queue_capacity_blocks == 0 or a null
+  // duplicate asset name or channel, neither a model nor a learn configuration, queue_capacity_blocks == 0 or a null
   // on_result; std::invalid_argument from the Scorer for an unusable model configuration.
   // on_result is called on the worker thread, one window at a time, in window order per asset.
   AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result);
@@ -105,6 +120,11 @@ class AnalyticsWorker {
   // discarded, gap flag on the next window). Returns "" or a one-line error (unknown asset, null
   // model). Thread: any.
   std::string swap_model(const std::string& asset, std::shared_ptr<const analytics::Model> model);
+
+  // Puts an asset (back) into learning mode with `features` (sample_rate_hz 0: adopt from the
+  // stream): its windows are featurized, not scored, from the next block on. Returns "" or a
+  // one-line error (unknown asset). Thread: any.
+  std::string start_learning(const std::string& asset, analytics::FeatureConfig features);
 
   // Waits until the queue is empty and the worker is idle, or the timeout passes. Returns true
   // when idle. For tests and orderly shutdown (drain, then stop). Thread: any but the worker's
@@ -142,6 +162,7 @@ class AnalyticsWorker {
   std::deque<Item> queue_;
   std::vector<char> gap_next_;  // per asset: a block was dropped, mark the next accepted one
   std::vector<std::shared_ptr<const analytics::Model>> pending_models_;  // per asset, or null
+  std::vector<std::optional<analytics::FeatureConfig>> pending_learn_;  // per asset, or none
   std::vector<std::uint64_t> pending_generation_;
   bool stopping_ = false;
   bool busy_ = false;

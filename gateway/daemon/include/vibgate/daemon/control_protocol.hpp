@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <utility>
 #include <vector>
 
 namespace vibgate::daemon {
@@ -45,10 +46,31 @@ struct TrendQuery {
   std::uint32_t max_points = 0;
 };
 struct QueueQuery {};
-struct ModelsQuery {};
+struct ModelsQuery {
+  std::string asset;  // "" = every asset's versions
+};
+// Model lifecycle of one asset: promote a stored version to active, or roll back to the version
+// active before the current one.
+struct ModelCommand {
+  enum class Action : std::uint8_t { promote = 0, rollback = 1 };
+  Action action = Action::promote;
+  std::string asset;
+  std::string version;  // promote: the version to activate; rollback: ignored
+};
+// Relearn an asset's baseline from live data: collect `duration_s` of windows (0 = the asset's
+// configured learn_s), train, register a new version and activate it.
+struct TrainCommand {
+  std::string asset;
+  std::uint32_t duration_s = 0;
+};
+// The latest amplitude spectrum of an asset's channel.
+struct SpectrumQuery {
+  std::string asset;
+};
 
-using ControlCommand = std::variant<StatusQuery, DevicesQuery, TagsQuery, AssetsQuery, AlertsQuery,
-                                    AckCommand, TrendQuery, QueueQuery, ModelsQuery>;
+using ControlCommand =
+    std::variant<StatusQuery, DevicesQuery, TagsQuery, AssetsQuery, AlertsQuery, AckCommand,
+                 TrendQuery, QueueQuery, ModelsQuery, ModelCommand, TrainCommand, SpectrumQuery>;
 
 struct ControlRequest {
   std::uint64_t id = 0;  // echoed in the reply
@@ -65,6 +87,13 @@ struct StatusInfo {
   std::uint32_t devices = 0;
   std::uint32_t assets = 0;
   std::uint32_t active_alerts = 0;
+  std::string config_path;
+  std::string uplink_state;     // "disabled", "connecting", "connected", "online", plus last error
+  std::int64_t outbox_oldest_ms = 0;  // 0 = empty
+  std::string storage_error;    // last storage error ("" when healthy)
+  // Every counter of the daemon (polls, errors, windows scored, alerts, queue depths, drops,
+  // evictions ...), name -> value, in a stable order; the Prometheus page shows the same.
+  std::vector<std::pair<std::string, double>> counters;
 };
 struct DeviceInfo {
   std::string name;
@@ -74,6 +103,9 @@ struct DeviceInfo {
   std::int64_t last_ok_ms = 0;
   std::uint64_t errors = 0;
   std::string last_error;
+  std::string state;  // "online", "degraded", "offline"
+  double rtt_ms = 0.0;  // average request round trip (Modbus); 0 for serial
+  std::uint64_t polls = 0;  // Modbus polls or serial frames
 };
 struct TagInfo {
   std::string device;
@@ -91,6 +123,11 @@ struct AssetInfo {
   double vrms_mm_s = 0.0;
   std::string model_state;
   std::int64_t last_window_ms = 0;
+  std::string model_version;  // active version ("" = none)
+  std::string channel;
+  double learning_progress = 0.0;  // 0..1 while model_state is "learning"
+  bool acknowledged = false;       // the active alert was acknowledged
+  std::uint64_t active_alert_id = 0;  // 0 = none
 };
 struct AlertInfo {
   std::uint64_t id = 0;
@@ -125,19 +162,35 @@ struct QueueInfo {
   std::uint64_t sent_total = 0;
   std::uint64_t dropped_total = 0;
 };
+// One stored model version of an asset (`models`), or the outcome of a model/train command.
 struct ModelInfo {
   std::string asset;
-  std::string state;  // "none", "learning", "scoring", "error"
+  std::string state;  // version: "active", "staged", "retired"; asset summary: "none",
+                      // "learning", "scoring", "error"
   std::string file;
   std::int64_t trained_ms = 0;
   double threshold = 0.0;
+  std::string version;
+  std::string note;          // how it was made ("learned on site from 300 s, 1170 windows")
+  std::string feature_hash;
+};
+struct SpectrumMarker {
+  std::string name;  // "1x", "BPFO", "BPFI", "BSF", "FTF"
+  double hz = 0.0;
+};
+struct Spectrum {
+  std::string asset;
+  std::int64_t ts_ms = 0;
+  double bin_hz = 0.0;            // width of one bin; bin k is at k * bin_hz
+  std::vector<float> amplitude;   // single-sided amplitude spectrum (input units, e.g. g)
+  std::vector<SpectrumMarker> markers;
 };
 
 // std::monostate: no payload (errors, or a command with nothing to return).
 using ControlPayload =
     std::variant<std::monostate, StatusInfo, std::vector<DeviceInfo>, std::vector<TagInfo>,
                  std::vector<AssetInfo>, std::vector<AlertInfo>, AckInfo, Trend, QueueInfo,
-                 std::vector<ModelInfo>>;
+                 std::vector<ModelInfo>, Spectrum>;
 
 struct ControlReply {
   std::uint64_t id = 0;  // the request's id; 0 with ok == false: the server refused the connection
@@ -161,7 +214,7 @@ std::optional<ControlReply> decode_reply(std::string_view body);
 std::uint32_t decode_frame_length(std::string_view header);
 
 // The command's name as the CLI spells it ("status", "devices", "tags", "assets", "alerts",
-// "ack", "trend", "queue", "models"), for log lines.
+// "ack", "trend", "queue", "models", "model", "train", "spectrum"), for log lines.
 std::string_view command_name(const ControlCommand& command);
 
 }  // namespace vibgate::daemon

@@ -1,0 +1,79 @@
+// vibgate/daemon/daemon_config.hpp — the whole configuration of vibgated, parsed from one TOML
+// file (docs/configuration.md shows the commented example deploy/vibgate.toml).
+//
+// Each area parses its own sections (ingest: [[bus]] [[device]] [[serial_sensor]]; storage and
+// uplink: [storage] [uplink]); this file adds the daemon's own: [daemon], [alarm],
+// [modbus_facade], [prometheus] and [[asset]], and checks the references between them (an
+// asset's channel must come from a configured waveform or serial sensor, its tags from a
+// configured device). Unknown keys and unknown top-level tables are errors, so a typo never
+// passes silently. Start-up/reload only: throws ingest::ConfigError with
+// "<file>:<line>: <key>: <problem>".
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vibgate/analytics/feature_config.hpp"
+#include "vibgate/daemon/alarm.hpp"
+#include "vibgate/daemon/modbus_facade.hpp"
+#include "vibgate/daemon/store_uplink_config.hpp"
+#include "vibgate/ingest/config.hpp"
+
+namespace vibgate::daemon {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/vibgate/vibgate.toml";
+
+// One monitored machine.
+struct AssetConfig {
+  std::string name;
+  std::string channel;     // the SampleBlock channel: "<device>/<waveform>" or a serial channel
+  std::string model_file;  // seed model (used while storage has no active version); "" = learn
+  std::chrono::seconds learn{600};  // learning period of a new baseline
+  std::size_t learn_min_windows = 64;
+  // Features the baseline is learned with (the sample rate comes from the stream).
+  analytics::FeatureConfig features;
+  std::string speed_tag;  // optional "<device>/<tag>": reported with each result
+  std::string load_tag;   // optional "<device>/<tag>"
+};
+
+struct PrometheusConfig {
+  bool enabled = false;
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 9464;
+};
+
+struct DaemonConfig {
+  std::string source;     // the file it came from
+  std::string state_dir = "/var/lib/vibgate";
+  std::string control_socket = "/run/vibgate/vibgate.sock";
+  unsigned control_socket_mode = 0660;
+  std::string control_socket_group;  // "" = keep the daemon's group
+  std::string log_level = "info";    // trace, debug, info, warn, error
+  std::size_t analytics_queue_blocks = 64;
+  std::chrono::milliseconds result_interval{1000};  // per asset, the highest-score window of
+                                                    // each interval is stored and uplinked
+  double snapshot_s = 1.0;  // seconds of raw waveform stored with every raised alert
+
+  ingest::IngestConfig ingest;
+  StoreUplinkConfig store_uplink;
+  AlarmConfig alarm;
+  bool facade_enabled = true;
+  FacadeConfig facade;  // facade.assets = asset names in configuration order
+  PrometheusConfig prometheus;
+  std::vector<AssetConfig> assets;
+};
+
+// Parses a whole configuration text; `source` names it in errors. Relative paths (storage,
+// models, state files) are resolved against state_dir. Throws ingest::ConfigError.
+DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& source);
+// Reads the file (error "<path>: cannot read: <reason>"), then parses.
+DaemonConfig load_daemon_config(const std::string& path);
+
+// The commented example configuration (deploy/vibgate.toml, compiled in).
+std::string_view sample_config();
+
+}  // namespace vibgate::daemon

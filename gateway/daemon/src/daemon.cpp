@@ -1,0 +1,1049 @@
+// daemon.cpp — vibgated's lifecycle and data path (see vibgate/daemon/daemon.hpp): start-up in
+// dependency order, block routing, per-window alarm logic, result storage, on-site baseline
+// learning with versioned models, the 1 s housekeeping tick, orderly shutdown and reload.
+#include "vibgate/daemon/daemon.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <thread>
+
+#include "daemon_impl.hpp"
+
+namespace vibgate::daemon {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kMaxLearnRows = 20000;  // reservoir beyond this (memory bound)
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string iso_utc(std::int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+AssetStatus::Model facade_state(ModelState s) {
+  switch (s) {
+    case ModelState::none: return AssetStatus::Model::none;
+    case ModelState::learning: return AssetStatus::Model::learning;
+    case ModelState::scoring: return AssetStatus::Model::scoring;
+    case ModelState::error: return AssetStatus::Model::error;
+  }
+  return AssetStatus::Model::none;
+}
+
+}  // namespace
+
+const char* to_string(ModelState s) {
+  switch (s) {
+    case ModelState::none: return "none";
+    case ModelState::learning: return "learning";
+    case ModelState::scoring: return "scoring";
+    case ModelState::error: return "error";
+  }
+  return "?";
+}
+
+void SampleRing::push(const std::vector<float>& x) {
+  const std::size_t cap = buf_.size();
+  if (cap == 0) return;
+  std::size_t i = x.size() > cap ? x.size() - cap : 0;
+  for (; i < x.size(); ++i) {
+    buf_[head_] = x[i];
+    head_ = (head_ + 1) % cap;
+    if (size_ < cap) ++size_;
+  }
+}
+
+std::vector<float> SampleRing::last(std::size_t n) const {
+  const std::size_t cap = buf_.size();
+  n = std::min(n, size_);
+  std::vector<float> out(n);
+  for (std::size_t k = 0; k < n; ++k) out[k] = buf_[(head_ + cap - n + k) % cap];
+  return out;
+}
+
+Daemon::Impl::Impl(boost::asio::io_context& io_, DaemonConfig config, DaemonOptions opts)
+    : io(io_), cfg(std::move(config)), options(std::move(opts)), tick(io_) {}
+
+// ---- start-up ------------------------------------------------------------------------------
+
+std::string Daemon::Impl::lock_state_dir() {
+  std::error_code ec;
+  fs::create_directories(cfg.state_dir, ec);
+  if (ec) {
+    std::string msg = "state directory ";
+    msg += cfg.state_dir;
+    msg += ": cannot create: ";
+    msg += ec.message();
+    return msg;
+  }
+  if (::access(cfg.state_dir.c_str(), W_OK | X_OK) != 0) {
+    std::string msg = "state directory ";
+    msg += cfg.state_dir;
+    msg += ": not writable: ";
+    msg += std::strerror(errno);
+    return msg;
+  }
+  const std::string lock_path = cfg.state_dir + "/vibgated.lock";
+  lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lock_fd < 0) {
+    std::string msg = "state directory ";
+    msg += cfg.state_dir;
+    msg += ": cannot open lock file: ";
+    msg += std::strerror(errno);
+    return msg;
+  }
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {0};
+    const ssize_t n = ::pread(lock_fd, pid, sizeof pid - 1, 0);
+    std::string msg = "another vibgated uses state directory ";
+    msg += cfg.state_dir;
+    if (n > 0) {
+      msg += " (pid ";
+      msg += std::string(pid, static_cast<std::size_t>(n));
+      msg += ")";
+    }
+    ::close(lock_fd);
+    lock_fd = -1;
+    return msg;
+  }
+  const std::string me = std::to_string(::getpid());
+  if (::ftruncate(lock_fd, 0) == 0 && ::pwrite(lock_fd, me.data(), me.size(), 0) < 0) {
+    // informational only
+  }
+  return "";
+}
+
+std::string Daemon::Impl::models_dir(const AssetRuntime& a) const {
+  return cfg.state_dir + "/models/" + a.cfg.name;
+}
+
+std::string Daemon::Impl::start() {
+  if (std::string err = lock_state_dir(); !err.empty()) return err;
+
+  auto opened = storage::Store::open(cfg.store_uplink.store);
+  if (!opened.store) return opened.message;
+  if (!opened.notice.empty()) spdlog::warn("storage: {}", opened.notice);
+  store = std::move(opened.store);
+  spdlog::info("storage: {} open", cfg.store_uplink.store.path);
+
+  for (std::size_t i = 0; i < cfg.assets.size(); ++i) {
+    AssetRuntime a;
+    a.cfg = cfg.assets[i];
+    a.index = i;
+    a.alarm = std::make_unique<AssetAlarm>(cfg.alarm);
+    asset_by_channel[a.cfg.channel] = i;
+    asset_by_name[a.cfg.name] = i;
+    assets.push_back(std::move(a));
+  }
+  close_stale_alerts();
+  init_models();
+
+  if (cfg.facade_enabled) {
+    facade = std::make_unique<ModbusFacade>(cfg.facade);
+    if (std::string err = facade->start(); !err.empty()) return err;
+    for (auto& a : assets) publish_facade(a);
+  }
+
+  control = std::make_unique<ControlServer>(io, *owner);
+  ControlServerOptions copt;
+  copt.mode = cfg.control_socket_mode;
+  if (!cfg.control_socket_group.empty()) copt.group = cfg.control_socket_group;
+  copt.allow_temp_dirs = options.allow_temp_dirs;
+  if (std::string err = control->listen(cfg.control_socket, copt); !err.empty()) return err;
+
+  if (cfg.prometheus.enabled) {
+    prometheus = std::make_unique<MetricsHttpServer>(io, [this] { return collect_metrics(); });
+    if (std::string err = prometheus->listen(cfg.prometheus.address, cfg.prometheus.port);
+        !err.empty())
+      return err;
+  }
+
+  if (cfg.store_uplink.uplink_enabled) {
+    try {
+      uplink = std::make_unique<uplink::Uplink>(io, cfg.store_uplink.uplink, *store);
+    } catch (const std::exception& e) {
+      std::string msg = "uplink: ";
+      msg += e.what();
+      return msg;
+    }
+    uplink->start();
+  } else {
+    spdlog::info("uplink: disabled; the outbox keeps filling within the storage quota");
+  }
+
+  if (!assets.empty()) {
+    std::vector<AssetSpec> specs;
+    for (auto& a : assets) {
+      AssetSpec s;
+      s.asset = a.cfg.name;
+      s.channel = a.cfg.channel;
+      if (a.model) {
+        s.model = a.model;
+      } else {
+        s.learn = a.cfg.features;
+        s.learn->sample_rate_hz = 0;
+      }
+      specs.push_back(std::move(s));
+    }
+    AnalyticsWorker::Options wo;
+    wo.queue_capacity_blocks = cfg.analytics_queue_blocks;
+    worker = std::make_unique<AnalyticsWorker>(std::move(specs), wo, [this](WindowResult r) {
+      boost::asio::post(io, [this, r = std::move(r)]() mutable { on_window(std::move(r)); });
+    });
+  }
+  start_ingest();
+
+  tick.expires_after(std::chrono::milliseconds(0));
+  tick.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) on_tick();
+  });
+  return "";
+}
+
+void Daemon::Impl::start_ingest() {
+  if (!cfg.ingest.devices.empty()) {
+    ingest::IngestCallbacks cb;
+    cb.on_tags = [this](const std::vector<ingest::TagSample>& samples) {
+      for (const auto& s : samples) {
+        std::string key = s.device;
+        key += '/';
+        key += s.tag;
+        tags[key].sample = s;
+      }
+      counters.tag_updates += samples.size();
+    };
+    cb.on_samples = [this](const SampleBlock& b) { route(b); };
+    cb.on_health_change = [this](const std::string& device, const ingest::DeviceHealth& h) {
+      const auto state = ingest::to_string(h.state);
+      if (h.state == ingest::DeviceState::online)
+        spdlog::info("device '{}': {}", device, state);
+      else
+        spdlog::warn("device '{}': {}{}{}", device, state, h.last_error.empty() ? "" : ": ",
+                     h.last_error);
+      if (store) {
+        storage::HealthEvent e;
+        e.device = device;
+        e.wall_ms = now_ms();
+        e.state = std::string(state);
+        e.detail = h.last_error;
+        store->submit_health(std::move(e));
+      }
+    };
+    poller = std::make_unique<ingest::ModbusPoller>(io, cfg.ingest, std::move(cb));
+    poller->start();
+  }
+  for (const auto& sc : cfg.ingest.serial_sensors) {
+    ingest::SerialSensorOptions so;
+    const std::string name = sc.name;
+    so.on_state_change = [name](ingest::SensorState s, const std::string& err) {
+      if (s == ingest::SensorState::online)
+        spdlog::info("serial sensor '{}': online", name);
+      else
+        spdlog::warn("serial sensor '{}': {}{}{}", name, ingest::to_string(s),
+                     err.empty() ? "" : ": ", err);
+    };
+    try {
+      auto sensor = std::make_unique<ingest::SerialSensor>(
+          io, sc, [this](const SampleBlock& b) { route(b); }, so);
+      sensor->start();
+      serial.push_back(std::move(sensor));
+    } catch (const std::exception& e) {
+      spdlog::error("serial sensor '{}': {}", sc.name, e.what());
+    }
+  }
+}
+
+void Daemon::Impl::stop_ingest() {
+  if (poller) poller->stop();
+  poller.reset();
+  for (auto& s : serial) s->stop();
+  serial.clear();
+}
+
+// ---- models --------------------------------------------------------------------------------
+
+// For every asset: the active version in storage, else the configured seed model (registered
+// as version 1), else learning.
+void Daemon::Impl::init_models() {
+  for (auto& a : assets) {
+    const auto records = store->models(a.cfg.name);
+    const storage::ModelRecord* active = nullptr;
+    for (const auto& r : records)
+      if (r.state == "active") active = &r;
+    std::string path, version;
+    if (active) {
+      path = active->path;
+      version = active->version;
+    } else if (!a.cfg.model_file.empty()) {
+      path = a.cfg.model_file;
+    }
+    if (!path.empty()) {
+      auto loaded = analytics::load_model(path);
+      if (loaded.model) {
+        a.model = std::make_shared<const analytics::Model>(std::move(*loaded.model));
+        a.model_state = ModelState::scoring;
+        if (version.empty()) {
+          version = "1";
+          for (const auto& r : records) {
+            const long v = std::strtol(r.version.c_str(), nullptr, 10);
+            if (v >= std::strtol(version.c_str(), nullptr, 10)) version = std::to_string(v + 1);
+          }
+          storage::ModelRecord rec;
+          rec.asset = a.cfg.name;
+          rec.version = version;
+          rec.created_ms = now_ms();
+          rec.state = "active";
+          rec.feature_hash = std::to_string(a.model->features.hash());
+          rec.path = path;
+          rec.note = "configured model file";
+          store->submit_model(std::move(rec));
+        }
+        a.model_version = version;
+        spdlog::info("asset '{}': model version {} ({}) scoring", a.cfg.name, version, path);
+        continue;
+      }
+      a.model_error = loaded.error;
+      spdlog::error("asset '{}': {}; learning a new baseline instead", a.cfg.name, loaded.error);
+      ++counters.model_errors;
+    }
+    a.model_state = ModelState::learning;
+    a.learn_for = a.cfg.learn;
+    spdlog::info("asset '{}': no model yet, learning a baseline for {} s", a.cfg.name,
+                 a.cfg.learn.count());
+  }
+}
+
+void Daemon::Impl::learn(AssetRuntime& a, WindowResult& r) {
+  if (a.training || r.model_input.empty()) return;
+  if (a.rows_seen == 0) {
+    a.learn_start_ms = r.wall_ms;
+    a.learn_rate_hz = r.sample_rate_hz;
+  }
+  ++a.rows_seen;
+  if (a.rows.size() < kMaxLearnRows) {
+    a.rows.push_back(std::move(r.model_input));
+  } else {
+    // Reservoir sampling keeps a uniform sample of the whole period in bounded memory.
+    const std::uint64_t j = (a.rows_seen * 6364136223846793005ull + 1442695040888963407ull) >> 11;
+    if (j % a.rows_seen < kMaxLearnRows) a.rows[j % kMaxLearnRows] = std::move(r.model_input);
+  }
+  const auto elapsed = std::chrono::milliseconds(r.wall_ms - a.learn_start_ms);
+  if (elapsed >= a.learn_for && a.rows.size() >= a.cfg.learn_min_windows) {
+    std::string why = "learned on site from ";
+    why += std::to_string(std::chrono::duration_cast<std::chrono::seconds>(elapsed).count());
+    why += " s, ";
+    why += std::to_string(a.rows.size());
+    why += " windows";
+    train(a, std::move(why));
+  }
+}
+
+// Trains on a thread of its own (seconds of CPU); the result is posted back to the loop.
+void Daemon::Impl::train(AssetRuntime& a, std::string note) {
+  a.training = true;
+  analytics::FeatureConfig features = a.cfg.features;
+  features.sample_rate_hz = a.learn_rate_hz;
+  long next = 0;
+  for (const auto& r : store->models(a.cfg.name))
+    next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
+  std::string version = std::to_string(next + 1);
+  std::string path = models_dir(a) + "/v" + version + ".vgm";
+  spdlog::info("asset '{}': training model version {} ({})", a.cfg.name, version, note);
+  std::thread([link = trainer, rows = std::move(a.rows), features, index = a.index, version,
+               path, note, name = a.cfg.name]() mutable {
+    std::shared_ptr<const analytics::Model> model;
+    std::string error;
+    try {
+      analytics::TrainingSummary summary;
+      summary.source = note;
+      summary.windows = rows.size();
+      summary.trained_at = iso_utc(now_ms());
+      summary.seed = 1;
+      analytics::TrainOptions topt;
+      topt.sample_budget = 2'000'000;  // bounds training to seconds on a gateway core
+      auto m = analytics::build_model(features, rows, topt, analytics::ThresholdRule{}, summary);
+      std::error_code ec;
+      fs::create_directories(fs::path(path).parent_path(), ec);
+      error = analytics::save_model(m, path);
+      if (error.empty()) model = std::make_shared<const analytics::Model>(std::move(m));
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    std::lock_guard lock(link->mu);
+    if (!link->io) return;  // the daemon is gone
+    boost::asio::post(*link->io, [link, index, model, version, path, note, error]() mutable {
+      Daemon::Impl* impl = nullptr;
+      {
+        std::lock_guard l(link->mu);
+        impl = link->impl;
+      }
+      if (impl)
+        impl->on_trained(index, std::move(model), std::move(version), std::move(path),
+                         std::move(note), std::move(error));
+    });
+  }).detach();
+  a.rows.clear();
+  a.rows.shrink_to_fit();
+  a.rows_seen = 0;
+}
+
+void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics::Model> model,
+                              std::string version, std::string path, std::string note,
+                              std::string error) {
+  if (stopping || index >= assets.size()) return;
+  AssetRuntime& a = assets[index];
+  a.training = false;
+  if (!model) {
+    ++counters.model_errors;
+    a.model_error = error;
+    spdlog::error("asset '{}': training failed: {}; learning again", a.cfg.name, error);
+    a.model_state = a.model ? ModelState::scoring : ModelState::learning;
+    if (!a.model) a.learn_start_ms = 0;
+    return;
+  }
+  ++counters.models_trained;
+  storage::ModelRecord rec;
+  rec.asset = a.cfg.name;
+  rec.version = version;
+  rec.created_ms = now_ms();
+  rec.state = "staged";
+  rec.feature_hash = std::to_string(model->features.hash());
+  rec.path = path;
+  rec.note = note;
+  store->submit_model(rec);
+  std::string err = activate_version(a, version, note);
+  if (!err.empty()) spdlog::error("asset '{}': {}", a.cfg.name, err);
+}
+
+// Makes `version` the asset's active model: loads its file, swaps it into the worker, marks
+// the previous active version retired. Returns "" or one line.
+std::string Daemon::Impl::activate_version(AssetRuntime& a, const std::string& version,
+                                           std::string note) {
+  const auto records = store->models(a.cfg.name);
+  const storage::ModelRecord* target = nullptr;
+  for (const auto& r : records)
+    if (r.version == version) target = &r;
+  std::string path = target ? target->path : models_dir(a) + "/v" + version + ".vgm";
+  auto loaded = analytics::load_model(path);
+  if (!loaded.model) return "model version " + version + ": " + loaded.error;
+  auto model = std::make_shared<const analytics::Model>(std::move(*loaded.model));
+  if (worker) {
+    if (std::string err = worker->swap_model(a.cfg.name, model); !err.empty()) return err;
+  }
+  for (const auto& r : records) {
+    if (r.state == "active" && r.version != version) {
+      auto old = r;
+      old.state = "retired";
+      store->submit_model(std::move(old));
+    }
+  }
+  storage::ModelRecord rec;
+  if (target) rec = *target;
+  rec.asset = a.cfg.name;
+  rec.version = version;
+  if (rec.created_ms == 0) rec.created_ms = now_ms();
+  rec.state = "active";
+  rec.feature_hash = std::to_string(model->features.hash());
+  rec.path = path;
+  if (!note.empty()) rec.note = note;
+  store->submit_model(std::move(rec));
+  a.model = std::move(model);
+  a.model_version = version;
+  a.model_state = ModelState::scoring;
+  a.model_error.clear();
+  spdlog::info("asset '{}': model version {} active", a.cfg.name, version);
+  publish_facade(a);
+  return "";
+}
+
+// Alerts left open by a previous run: the alarm state machines start fresh, so close them with
+// a reason (a persisting fault raises a new alert within raise_n windows).
+void Daemon::Impl::close_stale_alerts() {
+  for (auto state : {storage::AlertState::raised, storage::AlertState::acknowledged}) {
+    for (const auto& al : store->alerts(state, 10000)) {
+      storage::AlertEvent e;
+      e.kind = storage::AlertState::cleared;
+      e.alert_id = al.id;
+      e.asset = al.asset;
+      e.level = al.level;
+      e.wall_ms = now_ms();
+      e.reason = "closed at daemon start: the alarm state is re-evaluated from new data";
+      store->submit_alert_event(std::move(e));
+      spdlog::info("alert {} ({}): closed at start, state re-evaluated", al.id, al.asset);
+    }
+  }
+}
+
+// ---- data path -----------------------------------------------------------------------------
+
+void Daemon::Impl::route(const SampleBlock& block) {
+  ++counters.blocks;
+  const auto it = asset_by_channel.find(block.channel);
+  if (it == asset_by_channel.end()) return;  // a channel no asset monitors
+  AssetRuntime& a = assets[it->second];
+  if (a.ring_rate_hz != block.sample_rate_hz || a.ring_units != block.units) {
+    a.ring_rate_hz = block.sample_rate_hz;
+    a.ring_units = block.units;
+    a.ring.reset(static_cast<std::size_t>(std::max(1.0, cfg.snapshot_s * block.sample_rate_hz)));
+  }
+  a.ring.push(block.samples);
+  if (worker) worker->submit(block);
+}
+
+void Daemon::Impl::on_window(WindowResult r) {
+  if (stopping && !worker) return;
+  const auto it = asset_by_name.find(r.asset);
+  if (it == asset_by_name.end()) return;
+  AssetRuntime& a = assets[it->second];
+  ++a.windows;
+  a.iso_zone = r.iso_zone;
+  a.vrms = r.velocity_rms_mm_s;
+  a.last_window_ms = r.wall_ms;
+  if (r.spectrum) {
+    a.spectrum = r.spectrum;
+    a.spectrum_bin_hz = r.spectrum_bin_hz;
+    a.spectrum_ms = r.wall_ms;
+  }
+  if (r.learning) {
+    ++counters.learning_windows;
+    a.score = 0.0;
+    if (a.model_state != ModelState::learning && !a.training) a.model_state = ModelState::learning;
+  } else {
+    ++counters.windows;
+    a.score = r.score;
+  }
+
+  // Alarm logic: while learning only the ISO path has evidence (score 0).
+  WindowInput in;
+  in.wall_ms = r.wall_ms;
+  in.score = r.learning ? 0.0 : r.score;
+  in.iso_zone = r.iso_zone;
+  in.velocity_rms_mm_s = r.velocity_rms_mm_s;
+  in.features = r.features;
+  in.gap = r.gap;
+  const auto transition = a.alarm->on_window(in);
+  publish_facade(a);
+  if (facade && r.mono_ns > 0) {
+    const double ms =
+        static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count() -
+                            r.mono_ns) /
+        1e6;
+    counters.latency_ms_last = ms;
+    counters.latency_ms_max = std::max(counters.latency_ms_max, ms);
+  }
+  if (transition) on_transition(a, *transition);
+  store_result(a, r, transition.has_value());
+  if (r.learning) learn(a, r);
+}
+
+void Daemon::Impl::publish_facade(AssetRuntime& a) {
+  if (!facade) return;
+  AssetStatus s;
+  s.score = a.score;
+  const auto st = a.alarm->status();
+  s.alarm_level = static_cast<std::uint8_t>(st.level);
+  s.iso_zone = static_cast<std::uint8_t>(std::clamp(a.iso_zone, 0, 4));
+  s.velocity_rms_mm_s = a.vrms;
+  s.model_state = facade_state(a.model_state);
+  s.alert_acknowledged = st.acknowledged;
+  if (a.last_window_ms > 0)
+    s.window_end = std::chrono::system_clock::time_point(std::chrono::milliseconds(a.last_window_ms));
+  facade->update(a.index, s);
+}
+
+void Daemon::Impl::on_transition(AssetRuntime& a, const AlarmTransition& t) {
+  const auto level = [](AlarmLevel l) { return to_string(l); };
+  if (t.to == AlarmLevel::normal)
+    spdlog::info("asset '{}': {} -> normal: {}", a.cfg.name, level(t.from), t.reason);
+  else
+    spdlog::warn("asset '{}': {} -> {}: {}", a.cfg.name, level(t.from), level(t.to), t.reason);
+  for (auto& se : to_alert_events(t, a.cfg.name)) {
+    if (se.event.kind == storage::AlertState::raised)
+      ++counters.alerts_raised;
+    else
+      ++counters.alerts_cleared;
+    submit_alert_event(a, se.seq, std::move(se.event));
+  }
+}
+
+// Raised events create the alert (the store returns its id, then the snapshot and any held
+// events for that alert follow); acknowledged/cleared events need the id and wait for it.
+void Daemon::Impl::submit_alert_event(AssetRuntime& a, std::uint64_t seq, storage::AlertEvent e) {
+  const std::size_t index = a.index;
+  if (e.kind == storage::AlertState::raised) {
+    storage::Snapshot snap;
+    snap.asset = a.cfg.name;
+    snap.channel = a.cfg.channel;
+    snap.sample_rate_hz = a.ring_rate_hz;
+    snap.units = a.ring_units;
+    snap.samples = a.ring.last(a.ring.size());
+    snap.wall_ms =
+        e.wall_ms - (a.ring_rate_hz > 0
+                         ? static_cast<std::int64_t>(1000.0 * static_cast<double>(snap.samples.size()) /
+                                                     a.ring_rate_hz)
+                         : 0);
+    store->submit_alert_event(
+        std::move(e), [this, index, seq, snap = std::move(snap)](std::error_code ec,
+                                                                  std::uint64_t id) mutable {
+          boost::asio::post(io, [this, index, seq, ec, id, snap = std::move(snap)]() mutable {
+            AssetRuntime& asset = assets[index];
+            if (ec) {
+              ++counters.store_errors;
+              spdlog::error("asset '{}': alert not stored: {}", asset.cfg.name, ec.message());
+              asset.held.erase(seq);
+              return;
+            }
+            asset.alert_ids[seq] = id;
+            asset.seq_of_id[id] = seq;
+            if (!snap.samples.empty()) {
+              snap.alert_id = id;
+              store->submit_snapshot(std::move(snap));
+            }
+            auto held = std::move(asset.held[seq]);
+            asset.held.erase(seq);
+            for (auto& h : held) {
+              h.alert_id = id;
+              store->submit_alert_event(std::move(h));
+            }
+          });
+        });
+    return;
+  }
+  const auto id = a.alert_ids.find(seq);
+  if (id == a.alert_ids.end()) {
+    a.held[seq].push_back(std::move(e));
+    return;
+  }
+  e.alert_id = id->second;
+  store->submit_alert_event(std::move(e));
+}
+
+void Daemon::Impl::store_result(AssetRuntime& a, const WindowResult& r, bool force_flush) {
+  storage::ResultRow row;
+  row.asset = a.cfg.name;
+  row.channel = r.channel;
+  row.wall_ms = r.wall_ms;
+  row.score = r.learning ? 0.0 : r.score;
+  row.verdict = r.learning ? Verdict::normal : r.verdict;
+  row.iso_zone = r.iso_zone;
+  row.velocity_rms_mm_s = r.velocity_rms_mm_s;
+  row.model_version = r.learning ? "learning" : a.model_version;
+  row.features = r.features;
+  for (const auto* tag : {&a.cfg.speed_tag, &a.cfg.load_tag}) {
+    if (tag->empty()) continue;
+    const auto t = tags.find(*tag);
+    if (t == tags.end()) continue;
+    row.features.push_back({tag == &a.cfg.speed_tag ? "speed" : "load", t->second.sample.value});
+  }
+  row.features.push_back({"alarm_level", static_cast<std::int64_t>(a.alarm->level())});
+  if (!std::isfinite(row.score)) row.score = 0.0;
+
+  const auto flush = [this, &a] {
+    if (!a.best) return;
+    ++counters.results_stored;
+    store->submit_result(std::move(*a.best), [this](std::error_code ec, std::uint64_t) {
+      if (ec) boost::asio::post(io, [this] { ++counters.store_errors; });
+    });
+    a.best.reset();
+  };
+  const auto interval = cfg.result_interval.count();
+  if (interval == 0) {
+    a.best = std::move(row);
+    flush();
+    return;
+  }
+  if (!a.best || row.score > a.best->score) a.best = std::move(row);
+  if (a.interval_start_ms == 0) a.interval_start_ms = r.wall_ms;
+  if (force_flush || r.wall_ms - a.interval_start_ms >= interval) {
+    flush();
+    a.interval_start_ms = r.wall_ms;
+  }
+}
+
+// ---- housekeeping --------------------------------------------------------------------------
+
+void Daemon::Impl::on_tick() {
+  if (stopping) return;
+  if (facade) {
+    facade->beat();
+    GatewayHealth h;
+    const auto ss = store->stats();
+    h.storage_ok = ss.last_error.empty();
+    if (uplink) {
+      const auto us = uplink->stats();
+      h.uplink_connected = us.connected;
+    }
+    const auto os = store->outbox_stats();
+    h.outbox_depth = os.lanes[0].depth + os.lanes[1].depth;
+    facade->set_health(h);
+  }
+  if (notifier.enabled()) {
+    notifier.watchdog();
+    static int n = 0;
+    if (++n % 5 == 1) notifier.status(status_line());
+  }
+  auto period = std::chrono::milliseconds(1000);
+  if (auto wd = notifier.watchdog_interval())
+    period = std::min(period, std::chrono::duration_cast<std::chrono::milliseconds>(*wd / 2));
+  tick.expires_after(period);
+  tick.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) on_tick();
+  });
+}
+
+std::string Daemon::Impl::status_line() const {
+  std::size_t scoring = 0, learning = 0, warn = 0, alarm = 0;
+  for (const auto& a : assets) {
+    if (a.model_state == ModelState::scoring) ++scoring;
+    if (a.model_state == ModelState::learning) ++learning;
+    if (a.alarm->level() == AlarmLevel::warning) ++warn;
+    if (a.alarm->level() == AlarmLevel::alarm) ++alarm;
+  }
+  std::string s = std::to_string(assets.size());
+  s += " assets (";
+  s += std::to_string(scoring);
+  s += " scoring, ";
+  s += std::to_string(learning);
+  s += " learning), ";
+  s += std::to_string(alarm);
+  s += " in alarm, ";
+  s += std::to_string(warn);
+  s += " warning; uplink ";
+  if (!uplink)
+    s += "disabled";
+  else
+    s += uplink->stats().connected ? "connected" : "offline";
+  if (store) {
+    const auto os = store->outbox_stats();
+    s += ", outbox ";
+    s += std::to_string(os.lanes[0].depth + os.lanes[1].depth);
+  }
+  return s;
+}
+
+std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
+  std::vector<MetricSample> m;
+  using T = MetricSample::Type;
+  auto add = [&m](std::string name, std::string help, T type, double value,
+                  std::vector<std::pair<std::string, std::string>> labels = {}) {
+    m.push_back(MetricSample{std::move(name), std::move(help), type, std::move(labels), value});
+  };
+  const double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  add("vibgate_uptime_seconds", "Seconds since the daemon started", T::gauge, up);
+  add("vibgate_blocks_total", "Vibration sample blocks received", T::counter,
+      static_cast<double>(counters.blocks));
+  add("vibgate_windows_scored_total", "Windows scored by a model", T::counter,
+      static_cast<double>(counters.windows));
+  add("vibgate_windows_learning_total", "Windows featurized for baseline learning", T::counter,
+      static_cast<double>(counters.learning_windows));
+  add("vibgate_results_stored_total", "Result rows submitted to storage", T::counter,
+      static_cast<double>(counters.results_stored));
+  add("vibgate_alerts_raised_total", "Alerts raised", T::counter,
+      static_cast<double>(counters.alerts_raised));
+  add("vibgate_alerts_cleared_total", "Alerts cleared", T::counter,
+      static_cast<double>(counters.alerts_cleared));
+  add("vibgate_alerts_acknowledged_total", "Alerts acknowledged by an operator", T::counter,
+      static_cast<double>(counters.alerts_acknowledged));
+  add("vibgate_store_errors_total", "Rows the store refused or failed to write", T::counter,
+      static_cast<double>(counters.store_errors));
+  add("vibgate_models_trained_total", "Baselines trained on the gateway", T::counter,
+      static_cast<double>(counters.models_trained));
+  add("vibgate_model_errors_total", "Model files that failed to load or train", T::counter,
+      static_cast<double>(counters.model_errors));
+  add("vibgate_reloads_total", "Configuration reloads applied", T::counter,
+      static_cast<double>(counters.reloads));
+  add("vibgate_reloads_refused_total", "Configuration reloads refused", T::counter,
+      static_cast<double>(counters.reloads_refused));
+  add("vibgate_tag_updates_total", "Tag values received", T::counter,
+      static_cast<double>(counters.tag_updates));
+  add("vibgate_window_to_facade_ms_last", "Window end to Modbus facade update, last (ms)",
+      T::gauge, counters.latency_ms_last);
+  add("vibgate_window_to_facade_ms_max", "Window end to Modbus facade update, max (ms)",
+      T::gauge, counters.latency_ms_max);
+  if (worker) {
+    const auto w = worker->stats();
+    add("vibgate_analytics_queue_depth", "Blocks waiting for the analytics worker", T::gauge,
+        static_cast<double>(w.queue_depth));
+    add("vibgate_analytics_dropped_blocks_total", "Blocks dropped: analytics queue full",
+        T::counter, static_cast<double>(w.dropped_blocks));
+    add("vibgate_analytics_rejected_blocks_total", "Blocks rejected (rate mismatch, errors)",
+        T::counter, static_cast<double>(w.rejected_blocks));
+    add("vibgate_analytics_gaps_total", "Stream restarts after lost samples", T::counter,
+        static_cast<double>(w.gaps));
+    add("vibgate_analytics_busy_seconds_total", "Worker time spent windowing and scoring",
+        T::counter, std::chrono::duration<double>(w.busy).count());
+  }
+  if (poller) {
+    for (const auto& [name, h] : poller->health()) {
+      std::vector<std::pair<std::string, std::string>> l{{"device", name}};
+      add("vibgate_device_polls_total", "Modbus polls", T::counter, static_cast<double>(h.polls), l);
+      add("vibgate_device_poll_failures_total", "Modbus polls that failed", T::counter,
+          static_cast<double>(h.poll_failures), l);
+      add("vibgate_device_request_errors_total", "Modbus requests that failed", T::counter,
+          static_cast<double>(h.request_errors), l);
+      add("vibgate_device_overruns_total", "Polls skipped: previous still in flight", T::counter,
+          static_cast<double>(h.overruns), l);
+      add("vibgate_device_online", "1 when the device answers", T::gauge,
+          h.state == ingest::DeviceState::online ? 1.0 : 0.0, l);
+      add("vibgate_device_rtt_ms", "Average request round trip (ms)", T::gauge, h.rtt_ms_avg, l);
+    }
+  }
+  for (const auto& s : serial) {
+    const auto st = s->stats();
+    std::vector<std::pair<std::string, std::string>> l{{"sensor", s->config().name}};
+    add("vibgate_serial_frames_total", "Serial frames or lines decoded", T::counter,
+        static_cast<double>(st.frames), l);
+    add("vibgate_serial_crc_errors_total", "Serial frames with a bad CRC", T::counter,
+        static_cast<double>(st.crc_errors), l);
+    add("vibgate_serial_online", "1 when the serial port is open", T::gauge,
+        st.state == ingest::SensorState::online ? 1.0 : 0.0, l);
+  }
+  if (store) {
+    const auto ss = store->stats();
+    const auto os = store->outbox_stats();
+    add("vibgate_outbox_depth", "Outbox entries not yet delivered", T::gauge,
+        static_cast<double>(os.lanes[0].depth), {{"lane", "alert"}});
+    add("vibgate_outbox_depth", "Outbox entries not yet delivered", T::gauge,
+        static_cast<double>(os.lanes[1].depth), {{"lane", "bulk"}});
+    add("vibgate_store_file_bytes", "Database file size", T::gauge,
+        static_cast<double>(ss.file_bytes));
+    add("vibgate_store_commits_total", "Group commits", T::counter, static_cast<double>(ss.commits));
+    add("vibgate_store_queued_rows", "Rows waiting for the writer", T::gauge,
+        static_cast<double>(ss.queued_rows));
+    add("vibgate_store_refused_rows_total", "Rows refused (queue full, storage fault)",
+        T::counter, static_cast<double>(ss.refused_rows));
+    add("vibgate_store_evictions_total", "Rows evicted by the quota", T::counter,
+        static_cast<double>(ss.evicted_results), {{"class", "results"}});
+    add("vibgate_store_evictions_total", "Rows evicted by the quota", T::counter,
+        static_cast<double>(ss.evicted_health), {{"class", "health"}});
+    add("vibgate_store_evictions_total", "Rows evicted by the quota", T::counter,
+        static_cast<double>(ss.evicted_snapshots), {{"class", "snapshots"}});
+    add("vibgate_store_evictions_total", "Rows evicted by the quota", T::counter,
+        static_cast<double>(ss.evicted_outbox_bulk), {{"class", "outbox_bulk"}});
+    add("vibgate_store_evictions_total", "Rows evicted by the quota", T::counter,
+        static_cast<double>(ss.evicted_alerts), {{"class", "alerts"}});
+    add("vibgate_store_evictions_total", "Rows evicted by the quota", T::counter,
+        static_cast<double>(ss.evicted_outbox_alerts), {{"class", "outbox_alerts"}});
+    add("vibgate_store_ok", "1 when the last storage operation succeeded", T::gauge,
+        ss.last_error.empty() ? 1.0 : 0.0);
+  }
+  if (uplink) {
+    const auto u = uplink->stats();
+    add("vibgate_uplink_connected", "1 when the MQTT session is up", T::gauge,
+        u.connected ? 1.0 : 0.0);
+    add("vibgate_uplink_messages_sent_total", "Records published", T::counter,
+        static_cast<double>(u.messages_sent));
+    add("vibgate_uplink_messages_acked_total", "Records confirmed by the broker", T::counter,
+        static_cast<double>(u.messages_acked));
+    add("vibgate_uplink_connect_failures_total", "Failed connection attempts", T::counter,
+        static_cast<double>(u.connect_failures));
+    add("vibgate_uplink_records_rejected_total", "Records dropped as unpublishable", T::counter,
+        static_cast<double>(u.records_rejected));
+  }
+  if (facade) {
+    const auto f = facade->stats();
+    add("vibgate_facade_requests_total", "Modbus facade requests answered", T::counter,
+        static_cast<double>(f.requests));
+    add("vibgate_facade_connections_total", "Modbus facade connections", T::counter,
+        static_cast<double>(f.connections));
+  }
+  for (const auto& a : assets) {
+    std::vector<std::pair<std::string, std::string>> l{{"asset", a.cfg.name}};
+    add("vibgate_asset_score", "Latest normalized anomaly score (1.0 = threshold)", T::gauge,
+        a.score, l);
+    add("vibgate_asset_alarm_level", "0 normal, 1 warning, 2 alarm", T::gauge,
+        static_cast<double>(a.alarm->level()), l);
+    add("vibgate_asset_velocity_rms_mm_s", "Latest velocity RMS (mm/s)", T::gauge, a.vrms, l);
+  }
+  return m;
+}
+
+// ---- shutdown and reload -------------------------------------------------------------------
+
+Daemon::Daemon(boost::asio::io_context& io, DaemonConfig config, DaemonOptions options)
+    : impl_(std::make_unique<Impl>(io, std::move(config), std::move(options))) {
+  impl_->owner = this;
+}
+
+Daemon::~Daemon() {
+  auto& d = *impl_;
+  {
+    std::lock_guard lock(d.trainer->mu);
+    d.trainer->io = nullptr;
+    d.trainer->impl = nullptr;
+  }
+  d.stopping = true;
+  d.tick.cancel();
+  d.stop_ingest();
+  if (d.worker) d.worker->stop();
+  if (d.uplink) d.uplink->stop();
+  if (d.prometheus) d.prometheus->close();
+  if (d.control) d.control->close();
+  if (d.facade) d.facade->stop();
+  if (d.store) d.store->flush();
+  if (d.lock_fd >= 0) ::close(d.lock_fd);
+}
+
+std::string Daemon::start() {
+  {
+    std::lock_guard lock(impl_->trainer->mu);
+    impl_->trainer->io = &impl_->io;
+    impl_->trainer->impl = impl_.get();
+  }
+  return impl_->start();
+}
+
+void Daemon::shutdown(std::chrono::milliseconds budget, std::function<void()> done) {
+  auto& d = *impl_;
+  if (d.stopping) return;
+  d.stopping = true;
+  d.tick.cancel();
+  if (d.notifier.enabled()) d.notifier.stopping();
+  spdlog::info("stopping: draining analytics and storage (budget {} ms)", budget.count());
+  d.stop_ingest();  // no new blocks
+  const auto deadline = std::chrono::steady_clock::now() + budget * 6 / 10;
+  auto wait = std::make_shared<boost::asio::steady_timer>(d.io);
+  auto step = std::make_shared<std::function<void()>>();
+  *step = [this, &d, deadline, wait, step, done = std::move(done)]() {
+    const bool idle = !d.worker || d.worker->wait_idle(std::chrono::milliseconds(0));
+    if (!idle && std::chrono::steady_clock::now() < deadline) {
+      wait->expires_after(std::chrono::milliseconds(10));
+      wait->async_wait([step](const boost::system::error_code&) { (*step)(); });
+      return;
+    }
+    if (d.worker) {
+      d.worker->stop();  // anything still queued is counted as dropped
+      const auto ws = d.worker->stats();
+      if (!idle) spdlog::warn("stopping: analytics did not drain in time");
+      (void)ws;
+    }
+    // The worker's last results were posted before stop() returned: run them now.
+    d.io.poll();
+    for (auto& a : d.assets) {
+      if (a.best) {
+        ++d.counters.results_stored;
+        d.store->submit_result(std::move(*a.best));
+        a.best.reset();
+      }
+    }
+    {
+      std::lock_guard lock(d.trainer->mu);
+      d.trainer->io = nullptr;
+    }
+    if (d.uplink) d.uplink->stop();
+    if (d.prometheus) d.prometheus->close();
+    if (d.control) d.control->close();
+    if (d.facade) d.facade->stop();
+    d.store->flush();
+    const auto ss = d.store->stats();
+    spdlog::info("stopped: storage flushed ({} rows written, {} queued)", ss.rows_written,
+                 ss.queued_rows);
+    done();
+  };
+  boost::asio::post(d.io, [step] { (*step)(); });
+}
+
+std::string Daemon::reload(DaemonConfig next) {
+  auto& d = *impl_;
+  std::vector<std::string> restart;
+  const auto& cur = d.cfg;
+  if (next.state_dir != cur.state_dir) restart.push_back("daemon.state_dir");
+  if (next.control_socket != cur.control_socket) restart.push_back("daemon.control_socket");
+  if (next.store_uplink.store.path != cur.store_uplink.store.path) restart.push_back("[storage]");
+  if (next.facade_enabled != cur.facade_enabled || next.facade.port != cur.facade.port ||
+      next.facade.bind_address != cur.facade.bind_address)
+    restart.push_back("[modbus_facade]");
+  if (next.prometheus.enabled != cur.prometheus.enabled ||
+      next.prometheus.port != cur.prometheus.port ||
+      next.prometheus.address != cur.prometheus.address)
+    restart.push_back("[prometheus]");
+  bool same_assets = next.assets.size() == cur.assets.size();
+  for (std::size_t i = 0; same_assets && i < next.assets.size(); ++i)
+    same_assets = next.assets[i].name == cur.assets[i].name &&
+                  next.assets[i].channel == cur.assets[i].channel;
+  if (!same_assets) restart.push_back("[[asset]] names/channels");
+  const auto& nu = next.store_uplink.uplink;
+  const auto& cu = cur.store_uplink.uplink;
+  if (next.store_uplink.uplink_enabled != cur.store_uplink.uplink_enabled || nu.host != cu.host ||
+      nu.port != cu.port || nu.group_id != cu.group_id || nu.edge_node_id != cu.edge_node_id)
+    restart.push_back("[uplink]");
+
+  // Applied now: log level, alarm parameters (assets currently normal), ingest.
+  spdlog::set_level(spdlog::level::from_str(next.log_level));
+  d.cfg.log_level = next.log_level;
+  const auto& oa = cur.alarm;
+  const auto& na = next.alarm;
+  const bool alarm_changed = oa.score_warning != na.score_warning ||
+                             oa.score_alarm != na.score_alarm ||
+                             oa.iso_warning_zone != na.iso_warning_zone ||
+                             oa.iso_alarm_zone != na.iso_alarm_zone || oa.raise_k != na.raise_k ||
+                             oa.raise_n != na.raise_n || oa.clear_m != na.clear_m ||
+                             oa.clear_ratio != na.clear_ratio;
+  std::size_t deferred = 0;
+  if (alarm_changed) {
+    for (auto& a : d.assets) {
+      if (a.alarm->level() == AlarmLevel::normal)
+        a.alarm = std::make_unique<AssetAlarm>(na);
+      else
+        ++deferred;
+    }
+    d.cfg.alarm = na;
+  }
+  d.stop_ingest();
+  d.cfg.ingest = next.ingest;
+  if (same_assets) {
+    for (std::size_t i = 0; i < d.assets.size(); ++i) {
+      d.assets[i].cfg.learn = next.assets[i].learn;
+      d.assets[i].cfg.speed_tag = next.assets[i].speed_tag;
+      d.assets[i].cfg.load_tag = next.assets[i].load_tag;
+    }
+  }
+  d.tags.clear();
+  d.start_ingest();
+  ++d.counters.reloads;
+  std::string note;
+  if (deferred > 0) {
+    note += std::to_string(deferred);
+    note += " asset(s) in warning/alarm keep the old [alarm] parameters until they clear";
+  }
+  if (!restart.empty()) {
+    if (!note.empty()) note += "; ";
+    note += "changed but needing a restart: ";
+    for (std::size_t i = 0; i < restart.size(); ++i) {
+      if (i) note += ", ";
+      note += restart[i];
+    }
+  }
+  return note;
+}
+
+std::string Daemon::status_line() const { return impl_->status_line(); }
+
+ControlReply Daemon::handle(const ControlRequest& request) { return impl_->handle(request); }
+
+}  // namespace vibgate::daemon

@@ -1,0 +1,169 @@
+// daemon_impl.hpp — the daemon's internal state, shared by daemon.cpp (lifecycle, data path,
+// alarms, models) and daemon_control.cpp (operator commands). Not a public header.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "vibgate/analytics/model.hpp"
+#include "vibgate/daemon/alarm.hpp"
+#include "vibgate/daemon/analytics_worker.hpp"
+#include "vibgate/daemon/control_server.hpp"
+#include "vibgate/daemon/daemon.hpp"
+#include "vibgate/daemon/metrics_http.hpp"
+#include "vibgate/daemon/modbus_facade.hpp"
+#include "vibgate/daemon/sd_notify.hpp"
+#include "vibgate/ingest/poller.hpp"
+#include "vibgate/ingest/serial_sensor.hpp"
+#include "vibgate/storage/store.hpp"
+#include "vibgate/uplink/uplink.hpp"
+
+namespace vibgate::daemon {
+
+// The last `capacity` samples of a channel (for the waveform snapshot of a raised alert).
+class SampleRing {
+ public:
+  void reset(std::size_t capacity) {
+    buf_.assign(capacity, 0.0f);
+    head_ = size_ = 0;
+  }
+  void push(const std::vector<float>& x);
+  std::vector<float> last(std::size_t n) const;  // oldest first
+  std::size_t size() const { return size_; }
+
+ private:
+  std::vector<float> buf_;
+  std::size_t head_ = 0, size_ = 0;
+};
+
+enum class ModelState : std::uint8_t { none, learning, scoring, error };
+const char* to_string(ModelState s);
+
+// Runtime state of one asset; loop thread only.
+struct AssetRuntime {
+  AssetConfig cfg;
+  std::size_t index = 0;  // facade block
+  std::unique_ptr<AssetAlarm> alarm;
+  std::map<std::uint64_t, std::uint64_t> alert_ids;  // alarm seq -> store alert id
+  std::map<std::uint64_t, std::vector<storage::AlertEvent>> held;  // waiting for the id
+  std::map<std::uint64_t, std::uint64_t> seq_of_id;                // store alert id -> seq
+
+  // Latest window.
+  double score = 0.0;
+  int iso_zone = 0;
+  double vrms = 0.0;
+  std::int64_t last_window_ms = 0;
+  std::uint64_t windows = 0;
+
+  // Model.
+  ModelState model_state = ModelState::none;
+  std::string model_version;  // active version ("" none)
+  std::string model_error;
+  std::shared_ptr<const analytics::Model> model;
+
+  // Learning.
+  std::vector<std::vector<float>> rows;
+  std::uint64_t rows_seen = 0;
+  std::int64_t learn_start_ms = 0;
+  std::chrono::seconds learn_for{0};
+  double learn_rate_hz = 0.0;
+  bool training = false;
+
+  // Raw samples and spectrum.
+  SampleRing ring;
+  double ring_rate_hz = 0.0;
+  AccelUnits ring_units = AccelUnits::g;
+  std::shared_ptr<const std::vector<float>> spectrum;
+  double spectrum_bin_hz = 0.0;
+  std::int64_t spectrum_ms = 0;
+
+  // Result aggregation (highest score per interval).
+  std::optional<storage::ResultRow> best;
+  std::int64_t interval_start_ms = 0;
+};
+
+struct TagValue {
+  ingest::TagSample sample;
+};
+
+// State shared with the model trainer thread: the loop may be gone when training ends.
+struct TrainerLink {
+  std::mutex mu;
+  boost::asio::io_context* io = nullptr;  // null after shutdown
+  Daemon::Impl* impl = nullptr;           // null after shutdown (checked on the loop)
+};
+
+struct Daemon::Impl {
+  Impl(boost::asio::io_context& io, DaemonConfig config, DaemonOptions options);
+
+  boost::asio::io_context& io;
+  DaemonConfig cfg;
+  DaemonOptions options;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  int lock_fd = -1;
+
+  std::unique_ptr<storage::Store> store;
+  std::unique_ptr<ModbusFacade> facade;
+  std::unique_ptr<ControlServer> control;
+  std::unique_ptr<uplink::Uplink> uplink;
+  std::unique_ptr<AnalyticsWorker> worker;
+  std::unique_ptr<ingest::ModbusPoller> poller;
+  std::vector<std::unique_ptr<ingest::SerialSensor>> serial;
+  std::unique_ptr<MetricsHttpServer> prometheus;
+  SystemdNotifier notifier;
+  boost::asio::steady_timer tick;
+  std::shared_ptr<TrainerLink> trainer = std::make_shared<TrainerLink>();
+  bool stopping = false;
+  Daemon* owner = nullptr;
+
+  std::vector<AssetRuntime> assets;
+  std::unordered_map<std::string, std::size_t> asset_by_channel;
+  std::unordered_map<std::string, std::size_t> asset_by_name;
+  std::map<std::string, TagValue> tags;  // "<device>/<tag>"
+
+  // Counters kept by the daemon itself (the areas keep theirs).
+  struct Counters {
+    std::uint64_t blocks = 0, windows = 0, learning_windows = 0, results_stored = 0;
+    std::uint64_t alerts_raised = 0, alerts_cleared = 0, alerts_acknowledged = 0;
+    std::uint64_t store_errors = 0, models_trained = 0, model_errors = 0, reloads = 0;
+    std::uint64_t reloads_refused = 0, tag_updates = 0;
+    double latency_ms_last = 0, latency_ms_max = 0;  // window end -> facade updated
+  } counters;
+
+  // ---- daemon.cpp ----
+  std::string start();
+  std::string lock_state_dir();
+  void start_ingest();
+  void stop_ingest();
+  void route(const SampleBlock& block);
+  void on_window(WindowResult r);
+  void on_transition(AssetRuntime& a, const AlarmTransition& t);
+  void submit_alert_event(AssetRuntime& a, std::uint64_t seq, storage::AlertEvent e);
+  void store_result(AssetRuntime& a, const WindowResult& r, bool force_flush);
+  void publish_facade(AssetRuntime& a);
+  void learn(AssetRuntime& a, WindowResult& r);
+  void train(AssetRuntime& a, std::string why);
+  void on_trained(std::size_t asset, std::shared_ptr<const analytics::Model> model,
+                  std::string version, std::string path, std::string note, std::string error);
+  std::string activate_version(AssetRuntime& a, const std::string& version, std::string note);
+  void init_models();
+  void close_stale_alerts();
+  void on_tick();
+  std::vector<MetricSample> collect_metrics() const;
+  std::string status_line() const;
+  std::string models_dir(const AssetRuntime& a) const;
+
+  // ---- daemon_control.cpp ----
+  ControlReply handle(const ControlRequest& request);
+};
+
+}  // namespace vibgate::daemon
