@@ -64,3 +64,15 @@ include(${CMAKE_CURRENT_SOURCE_DIR}/daemon/worker.cmake)
 include(${CMAKE_CURRENT_SOURCE_DIR}/daemon/control.cmake)
 include(${CMAKE_CURRENT_SOURCE_DIR}/cli/online.cmake)
 include(${CMAKE_CURRENT_SOURCE_DIR}/daemon/metrics.cmake)
+# vibgated end to end (tests/daemon/test_daemon_e2e.py): the demo plant (vibgate-sim), a real
+# mosquitto + paho collector, mbpoll as the PLC, the vibgate CLI, Prometheus, sd_notify, SQLite;
+# then bad input (configurations, state directory, second daemon, control socket garbage, missing
+# serial port, unreachable broker, SIGHUP). State in a temp dir under the build tree.
+vibgate_add_pytest(daemon_e2e daemon/test_daemon_e2e.py)
+set_tests_properties(daemon_e2e PROPERTIES
+  ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_BUILD_DIR=${CMAKE_BINARY_DIR};VIBGATED=$<TARGET_FILE:vibgated>;VIBGATE_SIM=$<TARGET_FILE:vibgate-sim>"
+  RUN_SERIAL TRUE TIMEOUT 300)
+# vibgated stops cleanly on SIGTERM at random moments while polls are in flight (regression).
+vibgate_add_pytest(daemon_stop daemon/test_daemon_stop.py)
+set_property(TEST daemon_stop APPEND PROPERTY ENVIRONMENT
+  "VIBGATE_GATEWAY_DIR=$<TARGET_FILE_DIR:vibgated>" "VIBGATE_TEST_WORK=${CMAKE_CURRENT_BINARY_DIR}")

@@ -214,7 +214,7 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
   template <typename F>
   std::string request(Device& d, PollResult& r, bool bits, std::size_t count, F&& op) {
     Bus& bus = *d.bus;
-    std::string err;
+    std::string err = "poller stopping";  // returned as an error when stop() ends the attempts
     for (std::uint32_t attempt = 0; attempt <= d.cfg.retries && !stopping; ++attempt) {
       pace(bus);
       const auto t0 = Clock::now();

@@ -387,6 +387,7 @@ void AnalyticsWorker::process(Item& item) {
     r.wall_ms = ns_to_ms(b.first_sample.wall_ns + offset_ns(in_block, rate));
     r.mono_ns = b.first_sample.mono_ns + offset_ns(in_block, rate);
     r.sample_rate_hz = rate;
+    r.arrival_mono_ns = b.first_sample.mono_ns + offset_ns(b.samples.size(), rate);
     r.learning = !a.scorer;
     r.score = a.scorer ? a.scored.score : std::numeric_limits<double>::quiet_NaN();
     r.verdict = a.scorer ? a.scored.verdict : Verdict::normal;

@@ -546,15 +546,14 @@ void Daemon::Impl::on_window(WindowResult r) {
   in.gap = r.gap;
   const auto transition = a.alarm->on_window(in);
   publish_facade(a);
-  if (facade && r.mono_ns > 0) {
-    const double ms =
-        static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::steady_clock::now().time_since_epoch())
-                                .count() -
-                            r.mono_ns) /
-        1e6;
+  if (r.arrival_mono_ns > 0) {
+    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    const double ms = static_cast<double>(now_ns - r.arrival_mono_ns) / 1e6;
     counters.latency_ms_last = ms;
     counters.latency_ms_max = std::max(counters.latency_ms_max, ms);
+    latency_ring[latency_n++ % kLatencyRing] = static_cast<float>(ms);
   }
   if (transition) on_transition(a, *transition);
   store_result(a, r, transition.has_value());
@@ -781,10 +780,24 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
       static_cast<double>(counters.reloads_refused));
   add("vibgate_tag_updates_total", "Tag values received", T::counter,
       static_cast<double>(counters.tag_updates));
-  add("vibgate_window_to_facade_ms_last", "Window end to Modbus facade update, last (ms)",
-      T::gauge, counters.latency_ms_last);
-  add("vibgate_window_to_facade_ms_max", "Window end to Modbus facade update, max (ms)",
-      T::gauge, counters.latency_ms_max);
+  {
+    // Block arrival (the window's last sample received) to the Modbus facade updated.
+    std::vector<float> lat(latency_ring.begin(),
+                           latency_ring.begin() + static_cast<std::ptrdiff_t>(
+                                                      std::min(latency_n, kLatencyRing)));
+    const char* help = "Last sample of a window received to Modbus facade updated (ms), latest 8192 windows";
+    for (double q : {0.5, 0.99}) {
+      double v = 0;
+      if (!lat.empty()) {
+        const auto k = static_cast<std::size_t>(q * static_cast<double>(lat.size() - 1));
+        std::nth_element(lat.begin(), lat.begin() + static_cast<std::ptrdiff_t>(k), lat.end());
+        v = lat[k];
+      }
+      add("vibgate_window_to_facade_ms", help, T::gauge, v, {{"quantile", q == 0.5 ? "0.5" : "0.99"}});
+    }
+    add("vibgate_window_to_facade_ms_max", "Maximum of the above since start (ms)", T::gauge,
+        counters.latency_ms_max);
+  }
   if (worker) {
     const auto w = worker->stats();
     add("vibgate_analytics_queue_depth", "Blocks waiting for the analytics worker", T::gauge,
@@ -929,21 +942,22 @@ void Daemon::shutdown(std::chrono::milliseconds budget, std::function<void()> do
   const auto deadline = std::chrono::steady_clock::now() + budget * 6 / 10;
   auto wait = std::make_shared<boost::asio::steady_timer>(d.io);
   auto step = std::make_shared<std::function<void()>>();
-  *step = [this, &d, deadline, wait, step, done = std::move(done)]() {
+  std::weak_ptr<std::function<void()>> weak = step;  // no self-reference cycle
+  *step = [&d, deadline, wait, weak, done = std::move(done)]() {
     const bool idle = !d.worker || d.worker->wait_idle(std::chrono::milliseconds(0));
     if (!idle && std::chrono::steady_clock::now() < deadline) {
       wait->expires_after(std::chrono::milliseconds(10));
-      wait->async_wait([step](const boost::system::error_code&) { (*step)(); });
+      wait->async_wait([s = weak.lock()](const boost::system::error_code&) {
+        if (s) (*s)();
+      });
       return;
     }
     if (d.worker) {
       d.worker->stop();  // anything still queued is counted as dropped
-      const auto ws = d.worker->stats();
       if (!idle) spdlog::warn("stopping: analytics did not drain in time");
-      (void)ws;
     }
-    // The worker's last results were posted before stop() returned: run them now.
-    d.io.poll();
+    // The worker's last results were posted before stop() returned; they run before this.
+    boost::asio::post(d.io, [&d, done]() {
     for (auto& a : d.assets) {
       if (a.best) {
         ++d.counters.results_stored;
@@ -964,6 +978,7 @@ void Daemon::shutdown(std::chrono::milliseconds budget, std::function<void()> do
     spdlog::info("stopped: storage flushed ({} rows written, {} queued)", ss.rows_written,
                  ss.queued_rows);
     done();
+    });
   };
   boost::asio::post(d.io, [step] { (*step)(); });
 }

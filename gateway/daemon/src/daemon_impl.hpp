@@ -136,8 +136,12 @@ struct Daemon::Impl {
     std::uint64_t alerts_raised = 0, alerts_cleared = 0, alerts_acknowledged = 0;
     std::uint64_t store_errors = 0, models_trained = 0, model_errors = 0, reloads = 0;
     std::uint64_t reloads_refused = 0, tag_updates = 0;
-    double latency_ms_last = 0, latency_ms_max = 0;  // window end -> facade updated
+    double latency_ms_last = 0, latency_ms_max = 0;  // block arrival -> facade updated
   } counters;
+  // The latest kLatencyRing latencies (ms, block arrival -> facade updated) for quantiles.
+  static constexpr std::size_t kLatencyRing = 8192;
+  std::vector<float> latency_ring = std::vector<float>(kLatencyRing, 0.0f);
+  std::size_t latency_n = 0;
 
   // ---- daemon.cpp ----
   std::string start();

@@ -66,6 +66,9 @@ struct WindowResult {
   bool gap = false;  // samples were lost (gap_before, dropped or rejected block) right before
                      // this window; the window itself never spans the loss
   std::uint64_t model_generation = 0;  // 0 = the constructor's model, +1 per swap_model()
+  std::int64_t arrival_mono_ns = 0;  // monotonic time the block holding the window's last sample
+                                     // arrived (its first_sample + its duration); now minus this
+                                     // is the gateway's own latency
   bool learning = false;  // learning mode: score is NaN, verdict normal, model_input is set
   std::vector<float> model_input;  // learning mode: the raw model-input vector of the window
   double sample_rate_hz = 0.0;
