@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -122,8 +124,8 @@ struct Collector {
 };
 
 std::vector<AssetSpec> two_assets() {
-  return {AssetSpec{"pump1", "pump1/de_accel", healthy_model()},
-          AssetSpec{"fan2", "fan2/de_accel", healthy_model()}};
+  return {AssetSpec{"pump1", "pump1/de_accel", healthy_model(), std::nullopt},
+          AssetSpec{"fan2", "fan2/de_accel", healthy_model(), std::nullopt}};
 }
 
 TEST(AnalyticsWorker, HealthyAndFaultyMachinesScoredAsOffline) {
@@ -191,7 +193,7 @@ TEST(AnalyticsWorker, HealthyAndFaultyMachinesScoredAsOffline) {
 TEST(AnalyticsWorker, GapBeforeRestartsTheStream) {
   const auto x = machine(4, 2, DefectKind::none);  // 51200 samples
   Collector col;
-  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model()}}, {},
+  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model(), std::nullopt}}, {},
                     [&](WindowResult r) { col(std::move(r)); });
   const std::size_t bs = 4000, gap_at = 24000;
   const std::int64_t lost_ns = 1'000'000'000;  // one second lost before the gap block
@@ -230,7 +232,7 @@ TEST(AnalyticsWorker, FullQueueDropsCountedAndNextWindowFlagged) {
   std::condition_variable cv;
   bool entered = false, release = false;
   Collector col;
-  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model()}}, AnalyticsWorker::Options{2},
+  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model(), std::nullopt}}, AnalyticsWorker::Options{2},
                     [&](WindowResult r) {
                       std::unique_lock lock(mu);
                       if (!entered) {  // the first result blocks the worker until released
@@ -277,7 +279,7 @@ TEST(AnalyticsWorker, FullQueueDropsCountedAndNextWindowFlagged) {
 TEST(AnalyticsWorker, UnknownChannelWrongRateAndUnitsHandled) {
   const auto x = machine(6, 1, DefectKind::none);
   Collector col;
-  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model()}}, {},
+  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model(), std::nullopt}}, {},
                     [&](WindowResult r) { col(std::move(r)); });
   w.submit(block("nope", x, 0, 4096));
   w.submit(block("ch", x, 0, 4096));  // window 0
@@ -311,7 +313,7 @@ TEST(AnalyticsWorker, UnknownChannelWrongRateAndUnitsHandled) {
 TEST(AnalyticsWorker, SwapModelTakesEffectAtTheNextBlock) {
   const auto x = machine(7, 2, DefectKind::none);
   Collector col;
-  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model()}}, {},
+  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model(), std::nullopt}}, {},
                     [&](WindowResult r) { col(std::move(r)); });
   EXPECT_NE(w.swap_model("nope", healthy_model()), "");
   EXPECT_NE(w.swap_model("pump1", nullptr), "");
@@ -341,7 +343,7 @@ TEST(AnalyticsWorker, SwapModelTakesEffectAtTheNextBlock) {
 TEST(AnalyticsWorker, StopDiscardsQueuedBlocksAndJoinsPromptly) {
   const auto x = machine(8, 4, DefectKind::none);
   std::atomic<std::size_t> results{0};
-  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model()}}, AnalyticsWorker::Options{1000},
+  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model(), std::nullopt}}, AnalyticsWorker::Options{1000},
                     [&](WindowResult) { ++results; });
   const std::size_t blocks = 400;  // ~800 windows of work queued
   for (std::size_t k = 0; k < blocks; ++k) {
@@ -364,7 +366,7 @@ TEST(AnalyticsWorker, StopDiscardsQueuedBlocksAndJoinsPromptly) {
 
 TEST(AnalyticsWorker, ResultHandlerExceptionsAreContained) {
   const auto x = machine(9, 1, DefectKind::none);
-  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model()}}, {},
+  AnalyticsWorker w({AssetSpec{"pump1", "ch", healthy_model(), std::nullopt}}, {},
                     [](WindowResult) { throw std::runtime_error("boom"); });
   w.submit(block("ch", x, 0, 8192));
   ASSERT_TRUE(w.wait_idle(30s));
@@ -375,19 +377,114 @@ TEST(AnalyticsWorker, ResultHandlerExceptionsAreContained) {
 TEST(AnalyticsWorker, InvalidConstructionThrows) {
   const auto cb = [](WindowResult) {};
   EXPECT_THROW(AnalyticsWorker({}, {}, cb), std::invalid_argument);
-  EXPECT_THROW(AnalyticsWorker({AssetSpec{"a", "ch", nullptr}}, {}, cb), std::invalid_argument);
+  EXPECT_THROW(AnalyticsWorker({AssetSpec{"a", "ch", nullptr, std::nullopt}}, {}, cb), std::invalid_argument);
   EXPECT_THROW(
       AnalyticsWorker(
-          {AssetSpec{"a", "ch", healthy_model()}, AssetSpec{"b", "ch", healthy_model()}}, {}, cb),
+          {AssetSpec{"a", "ch", healthy_model(), std::nullopt}, AssetSpec{"b", "ch", healthy_model(), std::nullopt}}, {}, cb),
       std::invalid_argument);
   EXPECT_THROW(
       AnalyticsWorker(
-          {AssetSpec{"a", "ch", healthy_model()}, AssetSpec{"a", "ch2", healthy_model()}}, {}, cb),
+          {AssetSpec{"a", "ch", healthy_model(), std::nullopt}, AssetSpec{"a", "ch2", healthy_model(), std::nullopt}}, {}, cb),
       std::invalid_argument);
   EXPECT_THROW(
-      AnalyticsWorker({AssetSpec{"a", "ch", healthy_model()}}, AnalyticsWorker::Options{0}, cb),
+      AnalyticsWorker({AssetSpec{"a", "ch", healthy_model(), std::nullopt}}, AnalyticsWorker::Options{0}, cb),
       std::invalid_argument);
-  EXPECT_THROW(AnalyticsWorker({AssetSpec{"a", "ch", healthy_model()}}, {}, nullptr),
+  EXPECT_THROW(AnalyticsWorker({AssetSpec{"a", "ch", healthy_model(), std::nullopt}}, {}, nullptr),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace vibgate::daemon
+
+namespace vibgate::daemon {
+namespace {
+
+// Learning mode: no model, a feature configuration with sample rate 0 (adopted from the first
+// block). Windows carry the model-input rows the offline extractor computes, no score; a model
+// trained from those rows and swapped in scores the following windows exactly like the offline
+// path; start_learning() goes back to featurizing. A spectrum is attached about once a second.
+TEST(AnalyticsWorker, LearningModeFeaturizesThenScoresAfterSwap) {
+  const auto x = machine(21, 6, DefectKind::none);  // 153600 samples
+  auto learn = machine_config();
+  learn.sample_rate_hz = 0;
+  Collector col;
+  AnalyticsWorker w({AssetSpec{"pump1", "ch", nullptr, learn}}, {},
+                    [&](WindowResult r) { col(std::move(r)); });
+  const std::size_t half = 76800, bs = 2560;
+  for (std::size_t i = 0; i < half; i += bs) w.submit(block("ch", x, i, bs));
+  ASSERT_TRUE(w.wait_idle(60s));
+  const auto learned = col.of("pump1");
+  ASSERT_EQ(learned.size(), expected_windows(half));
+  // Reference rows: the offline extractor on the same samples.
+  analytics::FeatureExtractor ex(machine_config());
+  analytics::Features f;
+  std::vector<std::vector<float>> rows;
+  analytics::Windower win(4096, 2048);
+  win.push(std::span<const float>(x.data(), half), [&](std::span<const float> s, std::uint64_t) {
+    ex.extract(s, f);
+    std::vector<float> row(ex.model_input_size());
+    ex.model_input(f, row);
+    rows.push_back(std::move(row));
+  });
+  ASSERT_EQ(rows.size(), learned.size());
+  std::size_t spectra = 0;
+  for (std::size_t i = 0; i < learned.size(); ++i) {
+    EXPECT_TRUE(learned[i].learning) << i;
+    EXPECT_TRUE(std::isnan(learned[i].score)) << i;
+    EXPECT_EQ(learned[i].sample_rate_hz, kFs);
+    EXPECT_EQ(learned[i].model_input, rows[i]) << i;
+    EXPECT_GE(learned[i].iso_zone, 1);
+    if (learned[i].spectrum) {
+      ++spectra;
+      EXPECT_EQ(learned[i].spectrum->size(), 4096u / 2 + 1);
+      EXPECT_DOUBLE_EQ(learned[i].spectrum_bin_hz, kFs / 4096);
+    }
+  }
+  EXPECT_GE(spectra, 2u);  // 3 s of signal: about one per second
+  EXPECT_LE(spectra, 4u);
+
+  analytics::TrainOptions opt;
+  opt.seed = 3;
+  auto model = std::make_shared<const Model>(analytics::build_model(
+      machine_config(), rows, opt, analytics::ThresholdRule{}, analytics::TrainingSummary{}));
+  ASSERT_EQ(w.swap_model("pump1", model), "");
+  for (std::size_t i = half; i < x.size(); i += bs) w.submit(block("ch", x, i, bs));
+  ASSERT_TRUE(w.wait_idle(60s));
+  const auto all = col.of("pump1");
+  std::vector<WindowResult> scored(all.begin() + static_cast<std::ptrdiff_t>(learned.size()),
+                                   all.end());
+  // Same cut (window, hop, rate): the stream continues across the swap without a gap.
+  ASSERT_EQ(all.size(), expected_windows(x.size()));
+  std::vector<double> ref;
+  {
+    analytics::Scorer scorer(model);
+    analytics::Windower w2(4096, 2048);
+    analytics::ScoredWindow sw;
+    w2.push(x, [&](std::span<const float> s, std::uint64_t) {
+      scorer.score(s, sw);
+      ref.push_back(sw.score);
+    });
+  }
+  for (std::size_t i = 0; i < scored.size(); ++i) {
+    EXPECT_FALSE(scored[i].learning) << i;
+    EXPECT_TRUE(scored[i].model_input.empty()) << i;
+    EXPECT_FALSE(scored[i].gap) << i;
+    EXPECT_EQ(scored[i].score, ref[learned.size() + i]) << i;
+  }
+
+  ASSERT_EQ(w.start_learning("pump1", learn), "");
+  EXPECT_NE(w.start_learning("nope", learn), "");
+  w.submit(block("ch", x, 0, 8192, 10'000'000'000));
+  ASSERT_TRUE(w.wait_idle(60s));
+  const auto again = col.of("pump1");
+  ASSERT_GT(again.size(), all.size());
+  EXPECT_TRUE(again.back().learning);
+  EXPECT_EQ(again.back().model_input.size(), rows[0].size());
+}
+
+TEST(AnalyticsWorker, NeitherModelNorLearningIsRefused) {
+  auto cb = [](WindowResult) {};
+  EXPECT_THROW(AnalyticsWorker({AssetSpec{"a", "ch", nullptr, std::nullopt}}, {}, cb),
                std::invalid_argument);
 }
 
