@@ -543,7 +543,9 @@ std::string render_spectrum_text(const std::string& asset, const vd::Spectrum& s
   out += ", ";
   out += format_number(spectrum.bin_hz);
   out += " Hz per bin, 0-";
-  out += format_number(spectrum_plot_max_hz(spectrum, options));
+  char top[32];
+  std::snprintf(top, sizeof top, "%.4g", spectrum_plot_max_hz(spectrum, options));
+  out += top;
   out += " Hz shown\n";
   out += render_spectrum_plot(spectrum, options);
   return out;

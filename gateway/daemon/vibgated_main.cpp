@@ -86,6 +86,13 @@ int main(int argc, char** argv) {
     hup.async_wait([&](const boost::system::error_code& ec, int) {
       if (ec) return;
       spdlog::info("SIGHUP: reloading {}", config_path);
+      if (notifier.enabled()) {
+        std::string msg = "RELOADING=1\nMONOTONIC_USEC=";
+        msg += std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count());
+        (void)notifier.notify(msg);
+      }
       try {
         auto next = vibgate::daemon::load_daemon_config(config_path);
         if (!log_level.empty()) next.log_level = log_level;
@@ -96,8 +103,9 @@ int main(int argc, char** argv) {
           spdlog::warn("reload: applied; {}", note);
       } catch (const std::exception& e) {
         spdlog::error("reload refused, the running configuration stays: {}", e.what());
+        daemon.reload_refused();
       }
-      if (notifier.enabled()) (void)notifier.notify("RELOADING=0");
+      if (notifier.enabled()) (void)notifier.ready(daemon.status_line());
       arm_hup();
     });
   };

@@ -1104,7 +1104,9 @@ std::vector<AlertInfo> Store::alerts(std::optional<AlertState> state, std::size_
   std::lock_guard rl(im.reader_mu);
   Stmt* s = im.rdb.cached(
       "SELECT id, asset, level, state, raised_ms, reason, score, acknowledged_by, "
-      "acknowledged_ms, cleared_ms, raise_outbox_id IS NULL FROM alerts "
+      "acknowledged_ms, cleared_ms, raise_outbox_id IS NULL, "
+      "(SELECT e.reason FROM alert_events e WHERE e.alert_id = alerts.id AND e.kind = 1 "
+      "ORDER BY e.id DESC LIMIT 1) FROM alerts "
       "WHERE ?1 < 0 OR state = ?1 ORDER BY id DESC LIMIT ?2");
   if (!s) return out;
   StmtReset reset(*s);
@@ -1126,6 +1128,7 @@ std::vector<AlertInfo> Store::alerts(std::optional<AlertState> state, std::size_
     a.acknowledged_ms = s->col_int(8);
     a.cleared_ms = s->col_int(9);
     a.delivered = s->col_int(10) != 0;
+    a.acknowledged_reason = s->col_text(11);
     out.push_back(std::move(a));
   }
   return out;

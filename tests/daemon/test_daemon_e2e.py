@@ -628,9 +628,10 @@ rpm = 1480
         C.check("aux: SIGHUP with a valid change (log_level) -> 'reload: applied'", applied,
                 p.tail(5))
         rc, st, _ = cli_json(sock, "status")
-        C.check("aux: reload counted, daemon answering",
-                rc == 0 and st["counters"].get("vibgate_reloads_total", 0) >= 1 and p.alive(),
-                json.dumps(st and st["counters"].get("vibgate_reloads_total")))
+        C.check("aux: reload counted, the refused one too, daemon answering",
+                rc == 0 and st["counters"].get("vibgate_reloads_total", 0) >= 1 and
+                st["counters"].get("vibgate_reloads_refused_total", 0) == 1 and p.alive(),
+                json.dumps(st and {k: v for k, v in st["counters"].items() if "reload" in k}))
     finally:
         rc, elapsed = p.stop()
         C.check("aux: SIGTERM -> exit 0 within 5 s", rc == 0 and elapsed < 5.0,
@@ -892,7 +893,7 @@ def main_plant(work):
             return mine[0] if mine and mine[0]["acknowledged"] else None
         a = wait_until(acked, 10)
         C.check("alerts --json: the alert is acknowledged", a is not None and
-                a["state"] == "acknowledged" and a["ack_by"], json.dumps(a))
+                a["state"] == "acknowledged" and a["ack_by"] and a.get("ack_note") == "test", json.dumps(a))
         blk = wait_until(lambda: (lambda b: b if b and b[10] == 1 else None)(input_regs(fp, 16, 16)),
                          10)
         C.check("facade (mbpoll): pump2's acknowledged register (offset 10) reads 1",

@@ -126,6 +126,7 @@ TEST(StoreTest, AlertLifecycleEventsAndDelivery) {
   ack.alert_id = id1;
   ack.wall_ms = 6000;
   ack.by = "operator@host";
+  ack.reason = "acknowledged: bearing ordered";
   AlertEvent clear;
   clear.kind = AlertState::cleared;
   clear.alert_id = id1;
@@ -155,6 +156,8 @@ TEST(StoreTest, AlertLifecycleEventsAndDelivery) {
   EXPECT_EQ(a.state, AlertState::cleared);
   EXPECT_EQ(a.raised_ms, 5000);
   EXPECT_EQ(a.acknowledged_by, "operator@host");
+  EXPECT_EQ(a.acknowledged_reason, "acknowledged: bearing ordered");  // the operator's note
+  EXPECT_EQ(all[0].acknowledged_reason, "");
   EXPECT_EQ(a.acknowledged_ms, 6000);
   EXPECT_EQ(a.cleared_ms, 7000);
   EXPECT_EQ(a.reason, "score 1.43 >= 1.0 in 3 of 5 windows");

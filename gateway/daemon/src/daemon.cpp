@@ -703,8 +703,7 @@ void Daemon::Impl::on_tick() {
   }
   if (notifier.enabled()) {
     notifier.watchdog();
-    static int n = 0;
-    if (++n % 5 == 1) notifier.status(status_line());
+    if (++ticks % 5 == 1) notifier.status(status_line());
   }
   auto period = std::chrono::milliseconds(1000);
   if (auto wd = notifier.watchdog_interval())
@@ -1056,6 +1055,8 @@ std::string Daemon::reload(DaemonConfig next) {
   }
   return note;
 }
+
+void Daemon::reload_refused() { ++impl_->counters.reloads_refused; }
 
 std::string Daemon::status_line() const { return impl_->status_line(); }
 

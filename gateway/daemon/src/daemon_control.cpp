@@ -212,6 +212,10 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             ai.cleared_ms = r.cleared_ms;
             ai.acknowledged = r.acknowledged_ms > 0 || r.state == storage::AlertState::acknowledged;
             ai.ack_by = r.acknowledged_by;
+            ai.ack_note = r.acknowledged_reason;
+            static constexpr std::string_view kPrefix = "acknowledged: ";
+            if (ai.ack_note.rfind(kPrefix, 0) == 0) ai.ack_note.erase(0, kPrefix.size());
+            if (ai.ack_note == "acknowledged") ai.ack_note.clear();
             ai.message = r.reason;
             out.push_back(std::move(ai));
           }

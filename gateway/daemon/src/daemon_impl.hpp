@@ -123,6 +123,7 @@ struct Daemon::Impl {
   boost::asio::steady_timer tick;
   std::shared_ptr<TrainerLink> trainer = std::make_shared<TrainerLink>();
   bool stopping = false;
+  std::uint64_t ticks = 0;
   Daemon* owner = nullptr;
 
   std::vector<AssetRuntime> assets;

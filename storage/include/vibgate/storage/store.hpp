@@ -143,6 +143,7 @@ struct AlertInfo {
   std::string reason;
   double score = 0.0;
   std::string acknowledged_by;
+  std::string acknowledged_reason;  // reason of the latest acknowledged event (the operator's note)
   std::int64_t acknowledged_ms = 0;
   std::int64_t cleared_ms = 0;
   bool delivered = false;  // its raise event left the outbox

@@ -54,6 +54,8 @@ class Daemon final : public ControlHandler {
   // Returns "" when applied without notes, else one line for the log. The caller parses the
   // file first: a bad file never reaches here, the old configuration keeps running.
   std::string reload(DaemonConfig next);
+  // Loop thread. Counts a reload whose file was refused (the caller logs the reason).
+  void reload_refused();
 
   // One-line summary for systemd STATUS= and the log. Loop thread.
   std::string status_line() const;
