@@ -8,6 +8,7 @@
 
 #include "cli/offline_commands.hpp"
 #include "cli/online_commands.hpp"
+#include "vibgate/daemon/daemon_config.hpp"
 
 namespace {
 
@@ -34,12 +35,31 @@ int main(int argc, char** argv) {
     app.get_subcommand(name)->group("Offline analysis (recordings)");
   }
   vibgate::cli::OnlineCommands online(app, std::cout, std::cerr);
+  // `vibgate config check FILE`: the daemon's own parser, without a daemon (exit 0 valid, 2 not).
+  auto* config = app.add_subcommand("config", "Configuration files of vibgated");
+  config->group("Configuration");
+  config->require_subcommand(1);
+  auto* check = config->add_subcommand("check", "Validate a vibgated configuration file");
+  std::string check_file;
+  check->add_option("FILE", check_file, "Configuration file")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     if (rc != 0) hint_live_training(app);
     return rc == 0 ? 0 : vibgate::cli::kExitUsage;
+  }
+  if (check->parsed()) {
+    try {
+      const auto c = vibgate::daemon::load_daemon_config(check_file);
+      std::cout << check_file << ": ok (" << c.ingest.devices.size() << " Modbus devices, "
+                << c.ingest.serial_sensors.size() << " serial sensors, " << c.assets.size()
+                << " assets)\n";
+      return 0;
+    } catch (const std::exception& e) {
+      std::cerr << "vibgate: " << e.what() << "\n";
+      return vibgate::cli::kExitUsage;
+    }
   }
   return online.selected() ? online.run_selected() : offline.run_selected();
 }

@@ -374,6 +374,19 @@ def main():
         ok = c.check("train the healthy model", rc == 0 and os.path.exists(model), f"exit {rc}, {err.strip()!r}")
         c.check("train prints one summary line on stderr", len(err.strip().split("\n")) == 1 and
                 err.startswith("vibgate: trained"), repr(err[:200]))
+        # `vibgate config check FILE` uses the daemon's parser: 0 valid, 2 with file:line: key.
+        src = os.environ.get("VIBGATE_SOURCE_DIR")
+        if src:
+            rc, out, err = run(cli, "config", "check", os.path.join(src, "deploy", "vibgate.toml"))
+            c.check("config check: the shipped example is valid", rc == 0 and ": ok (" in out,
+                    f"exit {rc}, {err.strip()!r}")
+        bad = os.path.join(tmp, "bad.toml")
+        with open(bad, "w") as f:
+            f.write('[daemon]\nstate_dir = "/var/lib/vibgate"\nlog_levle = "info"\n')
+        rc, out, err = run(cli, "config", "check", bad)
+        c.check("config check: a typo names file, line and key (exit 2)",
+                rc == 2 and err.strip() == f"vibgate: {bad}:3: daemon.log_levle: unknown key",
+                f"exit {rc}, {err.strip()!r}")
         if ok:
             error_checks(cli, c, tmp, model, wav)
             output_checks(cli, c, tmp, model, wav, n_samples)
