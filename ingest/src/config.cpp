@@ -119,13 +119,7 @@ WaveformConfig parse_waveform(Section& s) {
 }  // namespace
 
 IngestConfig parse_ingest_config(std::string_view text, const std::string& source) {
-  toml::table root;
-  try {
-    root = toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    throw ConfigError(source + ":" + std::to_string(e.source().begin.line) + ": " +
-                      std::string(e.description()));
-  }
+  const toml::table root = config::parse_document<ConfigError>(text, source);
   IngestConfig cfg;
   Section top(root, "", source);
   std::set<std::string> names;

@@ -21,26 +21,7 @@ namespace {
 
 using Section = config::TomlSection<ingest::ConfigError>;
 
-std::string join_path(const std::string& dir, const std::string& file) {
-  if (file.empty() || file.front() == '/' || dir.empty()) return file;
-  std::string p = dir;
-  if (p.back() != '/') p += '/';
-  p += file;
-  return p;
-}
-
-toml::table parse_root(std::string_view text, const std::string& source) {
-  try {
-    return toml::parse(text, source);
-  } catch (const toml::parse_error& e) {
-    std::string msg = source;
-    msg += ':';
-    msg += std::to_string(e.source().begin.line);
-    msg += ": ";
-    msg += e.description();
-    throw ingest::ConfigError(msg);
-  }
-}
+using config::join_path;
 
 void parse_daemon(Section& s, DaemonConfig& c) {
   c.state_dir = s.get<std::string>("state_dir").value_or(c.state_dir);
@@ -218,7 +199,7 @@ AssetConfig parse_asset(Section& s, const DaemonConfig& c, const KnownSources& k
 }  // namespace
 
 DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& source) {
-  const toml::table root = parse_root(toml_text, source);
+  const toml::table root = config::parse_document<ingest::ConfigError>(toml_text, source);
   DaemonConfig c;
   c.source = source;
   Section top(root, "", source);

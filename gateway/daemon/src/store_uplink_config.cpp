@@ -10,13 +10,7 @@ namespace {
 
 using Section = config::TomlSection<ingest::ConfigError>;
 
-std::string join_path(const std::string& dir, const std::string& file) {
-  if (file.empty() || file.front() == '/' || dir.empty()) return file;
-  std::string p = dir;
-  if (p.back() != '/') p += '/';
-  p += file;
-  return p;
-}
+using config::join_path;
 
 void parse_storage(Section& s, const std::string& state_dir, storage::StoreOptions& o) {
   o.path = join_path(state_dir, s.get<std::string>("path").value_or("vibgate.db"));
@@ -98,17 +92,7 @@ void parse_uplink(Section& s, const std::string& state_dir, StoreUplinkConfig& c
 
 StoreUplinkConfig parse_store_uplink_config(std::string_view toml_text, const std::string& source,
                                             const std::string& state_dir) {
-  toml::table root;
-  try {
-    root = toml::parse(toml_text, source);
-  } catch (const toml::parse_error& e) {
-    std::string msg = source;
-    msg += ':';
-    msg += std::to_string(e.source().begin.line);
-    msg += ": ";
-    msg += e.description();
-    throw ingest::ConfigError(msg);
-  }
+  const toml::table root = config::parse_document<ingest::ConfigError>(toml_text, source);
   StoreUplinkConfig c;
   Section top(root, "", source);
   if (const toml::table* st = top.table("storage")) {

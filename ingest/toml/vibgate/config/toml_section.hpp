@@ -146,6 +146,31 @@ E choose(TomlSection<Error>& s, std::string_view key, E def,
   s.fail(key, "'" + *v + "' is not one of " + all);
 }
 
+// Parses a whole document; a syntax error becomes Error("<source>:<line>: <description>").
+template <typename Error>
+toml::table parse_document(std::string_view text, const std::string& source) {
+  try {
+    return toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::string msg = source;
+    msg += ':';
+    msg += std::to_string(e.source().begin.line);
+    msg += ": ";
+    msg += e.description();
+    throw Error(msg);
+  }
+}
+
+// `file` under `dir` unless it is absolute or empty (relative paths of the configuration are
+// under the state directory).
+inline std::string join_path(const std::string& dir, const std::string& file) {
+  if (file.empty() || file.front() == '/' || dir.empty()) return file;
+  std::string p = dir;
+  if (p.back() != '/') p += '/';
+  p += file;
+  return p;
+}
+
 template <typename Error>
 const toml::table& table_at(const toml::array& a, std::size_t i, const std::string& where,
                             const std::string& source) {
