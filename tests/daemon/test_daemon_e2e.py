@@ -12,7 +12,8 @@ Prints one line per check and a final `N passed, M failed`; exits 1 if any check
 
   a) bad input that needs no running daemon: malformed configurations (unknown key in
      [[asset]], unknown channel, raise_k > raise_n, TOML syntax, unknown section, duplicate
-     asset, bad log_level, port out of range, unknown speed_tag) -> --check-config exits 2 with
+     asset, bad log_level, port out of range, unknown speed_tag, write-back to an unknown device,
+     coil value 2) -> --check-config exits 2 with
      one line naming file:line and the key; --print-sample-config is deploy/vibgate.toml byte
      for byte and that file checks ok; an unwritable state directory -> exit 1 naming it (as
      root: run as 'nobody' through setpriv, else skipped); `vibgate status` without a daemon
@@ -317,6 +318,11 @@ def bad_configs(state):
     cases.append(("[modbus_facade] port out of range", t, line_of(t, "port = 70000"), "port"))
     t = base.replace('speed_tag = "m1/speed_rpm"', 'speed_tag = "m1/nosuch"')
     cases.append(("speed_tag not a configured tag", t, line_of(t, "speed_tag ="), "speed_tag"))
+    t = base + ('\n[[asset.action]]\non = "alarm"\ndevice = "plc9"\nregister = "coil"\n'
+                'address = 3\n')
+    cases.append(("write-back to an unknown device", t, line_of(t, 'device = "plc9"'), "device"))
+    t = base + ('\n[[asset.action]]\ndevice = "m1"\nregister = "coil"\naddress = 3\nvalue = 2\n')
+    cases.append(("write-back coil value 2", t, line_of(t, "value = 2"), "value"))
     return cases
 
 
@@ -842,6 +848,12 @@ def main_plant(work):
                 cs is not None and cs[3] == 1 and cs[2] == 1, str(coils(fp, 0, 6)))
         C.check("facade (mbpoll): fan1's alarm coil (1) and warning coil (0) read 0",
                 cs is not None and cs[1] == 0 and cs[0] == 0, str(cs))
+        # write-back: pump2's alarm lamp coil on its (simulated) PLC follows the alarm; fan1's not
+        lamp = wait_until(lambda: (lambda c: c if c and c[0] == 1 else None)(coils(ports["pump"], 0, 1)), 10)
+        C.check("write-back (mbpoll on the sim): pump2's alarm_lamp coil was written to 1",
+                lamp is not None, str(coils(ports["pump"], 0, 1)))
+        fan_lamp = coils(ports["fan"], 0, 1)
+        C.check("write-back: fan1's alarm_lamp coil stays 0", fan_lamp == {0: 0}, str(fan_lamp))
         blk = input_regs(fp, 16, 16)
         C.check("facade (mbpoll): pump2's block (input registers 16..31): level 2, score > 1000, "
                 "model scoring, not acknowledged",
@@ -960,6 +972,11 @@ def main_plant(work):
         C.check("prometheus: pump2's alarm level gauge is 2",
                 re.search(r'^vibgate_asset_alarm_level\{asset="pump2"\} 2(\.0)?$', body, re.M)
                 is not None)
+        wb = re.search(r"^vibgate_write_backs_total (\S+)$", body, re.M)
+        wbe = re.search(r"^vibgate_write_back_errors_total (\S+)$", body, re.M)
+        C.check("prometheus: one write-back done, none failed",
+                wb is not None and float(wb.group(1)) == 1 and wbe is not None and
+                float(wbe.group(1)) == 0, (wb and wb.group(0)) or body[:200])
 
         # systemd watchdog pings (WATCHDOG_USEC=2 s -> every <= 1 s)
         C.check("notify: WATCHDOG=1 pings", len(notify.find("WATCHDOG=1")) >= 3,

@@ -581,12 +581,49 @@ void Daemon::Impl::on_transition(AssetRuntime& a, const AlarmTransition& t) {
     spdlog::info("asset '{}': {} -> normal: {}", a.cfg.name, level(t.from), t.reason);
   else
     spdlog::warn("asset '{}': {} -> {}: {}", a.cfg.name, level(t.from), level(t.to), t.reason);
+  run_actions(a, static_cast<int>(t.from), static_cast<int>(t.to));
   for (auto& se : to_alert_events(t, a.cfg.name)) {
     if (se.event.kind == storage::AlertState::raised)
       ++counters.alerts_raised;
     else
       ++counters.alerts_cleared;
     submit_alert_event(a, se.seq, std::move(se.event));
+  }
+}
+
+// Write-back to PLCs (off unless configured): a level crossing writes the action's value, its
+// reset crossing the reset value. Queued on the device's bus worker behind any poll; not retried
+// (a repeated write is a new command to a machine); outcomes logged and counted.
+void Daemon::Impl::run_actions(AssetRuntime& a, int from, int to) {
+  for (const auto& act : a.cfg.actions) {
+    std::optional<std::uint16_t> value;
+    if (from < act.on_level && to >= act.on_level) value = act.value;
+    if (from >= act.on_level && to < act.on_level) value = act.reset_value;
+    if (!value) continue;
+    if (!poller) {
+      ++counters.write_errors;
+      spdlog::error("asset '{}': write-back to '{}' skipped: no Modbus polling running",
+                    a.cfg.name, act.device);
+      continue;
+    }
+    std::string what = act.device;
+    what += act.coil ? " coil " : " holding register ";
+    what += std::to_string(act.address);
+    what += " = ";
+    what += std::to_string(*value);
+    auto done = [this, name = a.cfg.name, what](const std::string& err) {
+      if (err.empty()) {
+        ++counters.writes;
+        spdlog::info("asset '{}': write-back {}: done", name, what);
+      } else {
+        ++counters.write_errors;
+        spdlog::error("asset '{}': write-back {}: {}", name, what, err);
+      }
+    };
+    if (act.coil)
+      poller->write_coil(act.device, act.address, *value != 0, done);
+    else
+      poller->write_register(act.device, act.address, *value, done);
   }
 }
 
@@ -779,6 +816,10 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
       static_cast<double>(counters.reloads_refused));
   add("vibgate_tag_updates_total", "Tag values received", T::counter,
       static_cast<double>(counters.tag_updates));
+  add("vibgate_write_backs_total", "Write-back actions written to PLCs", T::counter,
+      static_cast<double>(counters.writes));
+  add("vibgate_write_back_errors_total", "Write-back actions that failed", T::counter,
+      static_cast<double>(counters.write_errors));
   {
     // Block arrival (the window's last sample received) to the Modbus facade updated.
     std::vector<float> lat(latency_ring.begin(),
@@ -1035,6 +1076,7 @@ std::string Daemon::reload(DaemonConfig next) {
       d.assets[i].cfg.learn = next.assets[i].learn;
       d.assets[i].cfg.speed_tag = next.assets[i].speed_tag;
       d.assets[i].cfg.load_tag = next.assets[i].load_tag;
+      d.assets[i].cfg.actions = next.assets[i].actions;
     }
   }
   d.tags.clear();

@@ -103,6 +103,7 @@ struct KnownSources {
   std::set<std::string> channels;
   std::set<std::string> serial_prefixes;  // "<sensor>/"
   std::set<std::string> tags;             // "<device>/<tag>"
+  std::set<std::string> modbus_devices;
 
   bool has_channel(const std::string& ch) const {
     if (channels.count(ch)) return true;
@@ -115,6 +116,7 @@ struct KnownSources {
 KnownSources known_sources(const ingest::IngestConfig& in) {
   KnownSources k;
   for (const auto& d : in.devices) {
+    k.modbus_devices.insert(d.name);
     for (const auto& w : d.waveforms) k.channels.insert(d.name + "/" + w.name);
     for (const auto& t : d.tags) k.tags.insert(d.name + "/" + t.name);
   }
@@ -187,6 +189,28 @@ AssetConfig parse_asset(Section& s, const DaemonConfig& c, const KnownSources& k
                                    {"flexible", analytics::IsoMounting::flexible}});
   a.speed_tag = s.get<std::string>("speed_tag").value_or("");
   a.load_tag = s.get<std::string>("load_tag").value_or("");
+  if (const toml::array* acts = s.array("action")) {
+    for (std::size_t i = 0; i < acts->size(); ++i) {
+      std::string where = "asset.action[";
+      where += std::to_string(i);
+      where += "]";
+      const toml::table& t = config::table_at<ingest::ConfigError>(*acts, i, where, s.source());
+      Section w(t, where, s.source());
+      WriteAction act;
+      act.on_level = config::choose(w, "on", 2, {{"warning", 1}, {"alarm", 2}});
+      act.device = w.required_string("device");
+      if (!known.modbus_devices.count(act.device))
+        w.fail("device", "'" + act.device + "' is not a configured Modbus [[device]]");
+      act.coil = config::choose(w, "register", true, {{"coil", true}, {"holding", false}});
+      act.address = static_cast<std::uint16_t>(w.required_integer("address", 0, 65535));
+      const std::int64_t hi = act.coil ? 1 : 65535;
+      act.value = static_cast<std::uint16_t>(w.integer("value", 1, 0, hi));
+      if (w.has("reset_value"))
+        act.reset_value = static_cast<std::uint16_t>(w.integer("reset_value", 0, 0, hi));
+      w.reject_unknown();
+      a.actions.push_back(act);
+    }
+  }
   for (const char* key : {"speed_tag", "load_tag"}) {
     const std::string& t = std::string_view(key) == "speed_tag" ? a.speed_tag : a.load_tag;
     if (!t.empty() && !known.tags.count(t))

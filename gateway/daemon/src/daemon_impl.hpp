@@ -136,7 +136,7 @@ struct Daemon::Impl {
     std::uint64_t blocks = 0, windows = 0, learning_windows = 0, results_stored = 0;
     std::uint64_t alerts_raised = 0, alerts_cleared = 0, alerts_acknowledged = 0;
     std::uint64_t store_errors = 0, models_trained = 0, model_errors = 0, reloads = 0;
-    std::uint64_t reloads_refused = 0, tag_updates = 0;
+    std::uint64_t reloads_refused = 0, tag_updates = 0, writes = 0, write_errors = 0;
     double latency_ms_last = 0, latency_ms_max = 0;  // block arrival -> facade updated
   } counters;
   // The latest kLatencyRing latencies (ms, block arrival -> facade updated) for quantiles.
@@ -152,6 +152,7 @@ struct Daemon::Impl {
   void route(const SampleBlock& block);
   void on_window(WindowResult r);
   void on_transition(AssetRuntime& a, const AlarmTransition& t);
+  void run_actions(AssetRuntime& a, int from, int to);
   void submit_alert_event(AssetRuntime& a, std::uint64_t seq, storage::AlertEvent e);
   void store_result(AssetRuntime& a, const WindowResult& r, bool force_flush);
   void publish_facade(AssetRuntime& a);

@@ -27,6 +27,18 @@ namespace vibgate::daemon {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/vibgate/vibgate.toml";
 
+// Optional write-back to a PLC (docs/daemon.md "Write-back actions", with its safety note): when
+// the asset's level reaches `on`, write `value`; when it falls below again, write `reset_value`
+// (if set). Off unless configured.
+struct WriteAction {
+  int on_level = 2;       // 1 warning (warning or alarm), 2 alarm
+  std::string device;     // a configured Modbus [[device]]
+  bool coil = true;       // coil (FC 5) or holding register (FC 6)
+  std::uint16_t address = 0;
+  std::uint16_t value = 1;
+  std::optional<std::uint16_t> reset_value;
+};
+
 // One monitored machine.
 struct AssetConfig {
   std::string name;
@@ -38,6 +50,7 @@ struct AssetConfig {
   analytics::FeatureConfig features;
   std::string speed_tag;  // optional "<device>/<tag>": reported with each result
   std::string load_tag;   // optional "<device>/<tag>"
+  std::vector<WriteAction> actions;  // [[asset.action]], usually none
 };
 
 struct PrometheusConfig {
