@@ -168,11 +168,15 @@ def main():
         time.sleep(5)  # warm-up: connections, first windows
         m0 = metrics(prom)
         c0, s0, t0 = cpu_ticks(daemon.pid), cpu_ticks(sim.pid), time.monotonic()
-        rss = []
+        rss, heap, sqlite_mem = [], [], []
         end = t0 + args.seconds
         while time.monotonic() < end:
             time.sleep(1)
             rss.append(mem_kb(daemon.pid)["VmRSS"])
+            if len(rss) % 60 == 1:
+                mm = metrics(prom)
+                heap.append(round(mm.get("vibgate_heap_in_use_bytes", 0) / 2**20, 2))
+                sqlite_mem.append(round(mm.get("vibgate_sqlite_memory_bytes", 0) / 2**20, 2))
         c1, s1, t1 = cpu_ticks(daemon.pid), cpu_ticks(sim.pid), time.monotonic()
         m1 = metrics(prom)
         wall = t1 - t0
@@ -185,6 +189,10 @@ def main():
             "rss_mb_first": round(rss[0] / 1024, 1),
             "rss_mb_last": round(rss[-1] / 1024, 1),
             "hwm_mb": round(mem_kb(daemon.pid)["VmHWM"] / 1024, 1),
+            # One sample per minute (the soak criterion: flat within 5 % after warm-up).
+            "rss_mb_per_minute": [round(rss[i] / 1024, 2) for i in range(0, len(rss), 60)],
+            "heap_in_use_mb_per_minute": heap,
+            "sqlite_memory_mb_per_minute": sqlite_mem,
             "windows_per_s": round((metric_sum(m1, "vibgate_windows_scored_total") -
                                     metric_sum(m0, "vibgate_windows_scored_total")) / wall, 1),
             "latency_ms_p50": m1.get('vibgate_window_to_facade_ms{quantile="0.5"}'),

@@ -1205,6 +1205,7 @@ StoreStats Store::stats() const {
     s = im.st;
   }
   s.queued_rows = queued;
+  s.sqlite_memory_bytes = static_cast<std::uint64_t>(sqlite3_memory_used());
   s.quota_bytes = im.opt.quota_bytes;
   s.file_bytes = file_size(im.opt.path);
   s.wal_bytes = file_size(im.opt.path + "-wal");

@@ -4,6 +4,7 @@
 #include "vibgate/daemon/daemon.hpp"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -790,6 +791,14 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
   };
   const double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   add("vibgate_uptime_seconds", "Seconds since the daemon started", T::gauge, up);
+  {
+    // glibc's view of the heap: bytes in use (all arenas + mmapped chunks) and held but free.
+    const struct mallinfo2 mi = ::mallinfo2();
+    add("vibgate_heap_in_use_bytes", "Heap bytes allocated and in use (glibc mallinfo2)", T::gauge,
+        static_cast<double>(mi.uordblks + mi.hblkhd));
+    add("vibgate_heap_free_bytes", "Heap bytes held by the allocator but free", T::gauge,
+        static_cast<double>(mi.fordblks));
+  }
   add("vibgate_blocks_total", "Vibration sample blocks received", T::counter,
       static_cast<double>(counters.blocks));
   add("vibgate_windows_scored_total", "Windows scored by a model", T::counter,
@@ -904,6 +913,8 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
         static_cast<double>(ss.evicted_outbox_alerts), {{"class", "outbox_alerts"}});
     add("vibgate_store_ok", "1 when the last storage operation succeeded", T::gauge,
         ss.last_error.empty() ? 1.0 : 0.0);
+    add("vibgate_sqlite_memory_bytes", "Heap memory held by SQLite (page caches)", T::gauge,
+        static_cast<double>(ss.sqlite_memory_bytes));
   }
   if (uplink) {
     const auto u = uplink->stats();

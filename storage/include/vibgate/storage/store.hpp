@@ -158,6 +158,8 @@ struct StoreStats {
   std::uint64_t rows_written = 0;
   std::uint64_t queued_rows = 0;   // waiting for the writer
   std::uint64_t refused_rows = 0;  // submit_* refused (queue full / storage fault)
+  std::uint64_t sqlite_memory_bytes = 0;  // heap memory SQLite holds now (page caches, ...;
+                                          // process-wide: sqlite3_memory_used())
   // Evictions by class (persistent across restarts).
   std::uint64_t evicted_results = 0;
   std::uint64_t evicted_health = 0;
