@@ -972,6 +972,11 @@ def main_plant(work):
         C.check("prometheus: pump2's alarm level gauge is 2",
                 re.search(r'^vibgate_asset_alarm_level\{asset="pump2"\} 2(\.0)?$', body, re.M)
                 is not None)
+        # the daemon drains the poller's jitter samples every second (they would otherwise grow
+        # to 8 MB: found by the soak in bench/daemon_bench.py) and reports their p99
+        C.check("prometheus: poll jitter p99 reported",
+                re.search(r'^vibgate_poll_jitter_ms\{quantile="0.99"\} \S+$', body, re.M)
+                is not None)
         wb = re.search(r"^vibgate_write_backs_total (\S+)$", body, re.M)
         wbe = re.search(r"^vibgate_write_back_errors_total (\S+)$", body, re.M)
         C.check("prometheus: one write-back done, none failed",

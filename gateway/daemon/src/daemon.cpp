@@ -726,6 +726,16 @@ void Daemon::Impl::store_result(AssetRuntime& a, const WindowResult& r, bool for
 
 void Daemon::Impl::on_tick() {
   if (stopping) return;
+  if (poller) {
+    // Poll jitter of the last tick (also keeps the poller's sample buffer from growing).
+    auto j = poller->take_jitter_ms();
+    if (!j.empty()) {
+      const auto k = static_cast<std::size_t>(0.99 * static_cast<double>(j.size() - 1));
+      std::nth_element(j.begin(), j.begin() + static_cast<std::ptrdiff_t>(k), j.end());
+      counters.poll_jitter_ms_p99 = j[k];
+      counters.poll_jitter_ms_max = *std::max_element(j.begin(), j.end());
+    }
+  }
   if (facade) {
     facade->beat();
     GatewayHealth h;
@@ -825,6 +835,10 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
       static_cast<double>(counters.reloads_refused));
   add("vibgate_tag_updates_total", "Tag values received", T::counter,
       static_cast<double>(counters.tag_updates));
+  add("vibgate_poll_jitter_ms", "Poll due time to first request on the wire, last second (ms)",
+      T::gauge, counters.poll_jitter_ms_p99, {{"quantile", "0.99"}});
+  add("vibgate_poll_jitter_ms_max", "Maximum of the above, last second (ms)", T::gauge,
+      counters.poll_jitter_ms_max);
   add("vibgate_write_backs_total", "Write-back actions written to PLCs", T::counter,
       static_cast<double>(counters.writes));
   add("vibgate_write_back_errors_total", "Write-back actions that failed", T::counter,

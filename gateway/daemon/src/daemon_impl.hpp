@@ -138,6 +138,7 @@ struct Daemon::Impl {
     std::uint64_t store_errors = 0, models_trained = 0, model_errors = 0, reloads = 0;
     std::uint64_t reloads_refused = 0, tag_updates = 0, writes = 0, write_errors = 0;
     double latency_ms_last = 0, latency_ms_max = 0;  // block arrival -> facade updated
+    double poll_jitter_ms_p99 = 0, poll_jitter_ms_max = 0;  // of the last tick
   } counters;
   // The latest kLatencyRing latencies (ms, block arrival -> facade updated) for quantiles.
   static constexpr std::size_t kLatencyRing = 8192;
