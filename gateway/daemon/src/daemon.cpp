@@ -29,12 +29,6 @@ namespace {
 
 constexpr std::size_t kMaxLearnRows = 20000;  // reservoir beyond this (memory bound)
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string iso_utc(std::int64_t ms) {
   const std::time_t t = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
@@ -745,8 +739,7 @@ void Daemon::Impl::on_tick() {
       const auto us = uplink->stats();
       h.uplink_connected = us.connected;
     }
-    const auto os = store->outbox_stats();
-    h.outbox_depth = os.lanes[0].depth + os.lanes[1].depth;
+    h.outbox_depth = outbox_totals(store->outbox_stats()).depth;
     facade->set_health(h);
   }
   if (notifier.enabled()) {
@@ -785,9 +778,8 @@ std::string Daemon::Impl::status_line() const {
   else
     s += uplink->stats().connected ? "connected" : "offline";
   if (store) {
-    const auto os = store->outbox_stats();
     s += ", outbox ";
-    s += std::to_string(os.lanes[0].depth + os.lanes[1].depth);
+    s += std::to_string(outbox_totals(store->outbox_stats()).depth);
   }
   return s;
 }

@@ -17,10 +17,18 @@ namespace {
 template <class>
 inline constexpr bool kAlwaysFalse = false;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+// An acknowledgement's stored reason carries the operator's note: "acknowledged[: <note>]".
+constexpr std::string_view kAckReason = "acknowledged";
+constexpr std::string_view kAckNotePrefix = "acknowledged: ";
+std::string ack_reason(const std::string& note) {
+  if (note.empty()) return std::string(kAckReason);
+  std::string r(kAckNotePrefix);
+  r += note;
+  return r;
+}
+std::string ack_note(const std::string& reason) {
+  if (reason == kAckReason) return "";
+  return reason.rfind(kAckNotePrefix, 0) == 0 ? reason.substr(kAckNotePrefix.size()) : reason;
 }
 
 ControlReply error_reply(std::string text) {
@@ -60,13 +68,9 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           const auto ss = store->stats();
           s.storage_ok = ss.last_error.empty();
           s.storage_error = ss.last_error;
-          const auto os = store->outbox_stats();
-          s.outbox_depth = os.lanes[0].depth + os.lanes[1].depth;
-          std::int64_t oldest = 0;
-          for (const auto& l : os.lanes)
-            if (l.depth > 0 && l.oldest_wall_ms > 0 && (oldest == 0 || l.oldest_wall_ms < oldest))
-              oldest = l.oldest_wall_ms;
-          s.outbox_oldest_ms = oldest;
+          const auto ob = outbox_totals(store->outbox_stats());
+          s.outbox_depth = ob.depth;
+          s.outbox_oldest_ms = ob.oldest_ms;
           if (uplink) {
             const auto u = uplink->stats();
             s.uplink_connected = u.connected;
@@ -212,10 +216,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             ai.cleared_ms = r.cleared_ms;
             ai.acknowledged = r.acknowledged_ms > 0 || r.state == storage::AlertState::acknowledged;
             ai.ack_by = r.acknowledged_by;
-            ai.ack_note = r.acknowledged_reason;
-            static constexpr std::string_view kPrefix = "acknowledged: ";
-            if (ai.ack_note.rfind(kPrefix, 0) == 0) ai.ack_note.erase(0, kPrefix.size());
-            if (ai.ack_note == "acknowledged") ai.ack_note.clear();
+            ai.ack_note = ack_note(r.acknowledged_reason);
             ai.message = r.reason;
             out.push_back(std::move(ai));
           }
@@ -237,7 +238,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             if (result == AckResult::acknowledged) {
               auto se = acknowledgement_event(it->second, a.alarm->level(), a.cfg.name, now_ms(),
                                               by);
-              if (!c.note.empty()) se.event.reason = "acknowledged: " + c.note;
+              se.event.reason = ack_reason(c.note);
               submit_alert_event(a, se.seq, std::move(se.event));
               ++counters.alerts_acknowledged;
               publish_facade(a);
@@ -260,7 +261,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             e.level = r.level;
             e.wall_ms = now_ms();
             e.by = by;
-            e.reason = c.note.empty() ? "acknowledged" : "acknowledged: " + c.note;
+            e.reason = ack_reason(c.note);
             store->submit_alert_event(std::move(e));
             ++counters.alerts_acknowledged;
             return ok_reply(info);
@@ -309,10 +310,9 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
         } else if constexpr (std::is_same_v<T, QueueQuery>) {
           QueueInfo q;
           const auto os = store->outbox_stats();
-          q.depth = os.lanes[0].depth + os.lanes[1].depth;
-          for (const auto& l : os.lanes)
-            if (l.depth > 0 && l.oldest_wall_ms > 0 && (q.oldest_ms == 0 || l.oldest_wall_ms < q.oldest_ms))
-              q.oldest_ms = l.oldest_wall_ms;
+          const auto ob = outbox_totals(os);
+          q.depth = ob.depth;
+          q.oldest_ms = ob.oldest_ms;
           const auto ss = store->stats();
           q.bytes = ss.file_bytes + ss.wal_bytes;
           q.dropped_total = os.evicted_undelivered;

@@ -45,6 +45,28 @@ class SampleRing {
   std::size_t head_ = 0, size_ = 0;
 };
 
+// Wall clock, ms since the Unix epoch.
+inline std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The outbox across both lanes: entries waiting and the event time of the oldest (0 = empty).
+struct OutboxTotals {
+  std::uint64_t depth = 0;
+  std::int64_t oldest_ms = 0;
+};
+inline OutboxTotals outbox_totals(const OutboxStats& os) {
+  OutboxTotals t;
+  for (const auto& l : os.lanes) {
+    t.depth += l.depth;
+    if (l.depth > 0 && l.oldest_wall_ms > 0 && (t.oldest_ms == 0 || l.oldest_wall_ms < t.oldest_ms))
+      t.oldest_ms = l.oldest_wall_ms;
+  }
+  return t;
+}
+
 enum class ModelState : std::uint8_t { none, learning, scoring, error };
 const char* to_string(ModelState s);
 
