@@ -955,6 +955,21 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
 
 // ---- shutdown and reload -------------------------------------------------------------------
 
+// The last steps of every stop (orderly or destructor): no trainer result is posted any more,
+// the uplink says goodbye, the listeners close, the store commits everything accepted.
+void Daemon::Impl::close_outputs() {
+  {
+    std::lock_guard lock(trainer->mu);
+    trainer->io = nullptr;
+    trainer->impl = nullptr;
+  }
+  if (uplink) uplink->stop();
+  if (prometheus) prometheus->close();
+  if (control) control->close();
+  if (facade) facade->stop();
+  if (store) store->flush();
+}
+
 Daemon::Daemon(boost::asio::io_context& io, DaemonConfig config, DaemonOptions options)
     : impl_(std::make_unique<Impl>(io, std::move(config), std::move(options))) {
   impl_->owner = this;
@@ -962,20 +977,11 @@ Daemon::Daemon(boost::asio::io_context& io, DaemonConfig config, DaemonOptions o
 
 Daemon::~Daemon() {
   auto& d = *impl_;
-  {
-    std::lock_guard lock(d.trainer->mu);
-    d.trainer->io = nullptr;
-    d.trainer->impl = nullptr;
-  }
   d.stopping = true;
   d.tick.cancel();
   d.stop_ingest();
   if (d.worker) d.worker->stop();
-  if (d.uplink) d.uplink->stop();
-  if (d.prometheus) d.prometheus->close();
-  if (d.control) d.control->close();
-  if (d.facade) d.facade->stop();
-  if (d.store) d.store->flush();
+  d.close_outputs();
   if (d.lock_fd >= 0) ::close(d.lock_fd);
 }
 
@@ -1022,15 +1028,7 @@ void Daemon::shutdown(std::chrono::milliseconds budget, std::function<void()> do
         a.best.reset();
       }
     }
-    {
-      std::lock_guard lock(d.trainer->mu);
-      d.trainer->io = nullptr;
-    }
-    if (d.uplink) d.uplink->stop();
-    if (d.prometheus) d.prometheus->close();
-    if (d.control) d.control->close();
-    if (d.facade) d.facade->stop();
-    d.store->flush();
+    d.close_outputs();
     const auto ss = d.store->stats();
     spdlog::info("stopped: storage flushed ({} rows written, {} queued)", ss.rows_written,
                  ss.queued_rows);

@@ -172,6 +172,7 @@ struct Daemon::Impl {
   std::string lock_state_dir();
   void start_ingest();
   void stop_ingest();
+  void close_outputs();
   void route(const SampleBlock& block);
   void on_window(WindowResult r);
   void on_transition(AssetRuntime& a, const AlarmTransition& t);
