@@ -168,7 +168,7 @@ def main():
         time.sleep(5)  # warm-up: connections, first windows
         m0 = metrics(prom)
         c0, s0, t0 = cpu_ticks(daemon.pid), cpu_ticks(sim.pid), time.monotonic()
-        rss, heap, sqlite_mem = [], [], []
+        rss, heap, sqlite_mem, fds = [], [], [], []
         end = t0 + args.seconds
         while time.monotonic() < end:
             time.sleep(1)
@@ -177,6 +177,7 @@ def main():
                 mm = metrics(prom)
                 heap.append(round(mm.get("vibgate_heap_in_use_bytes", 0) / 2**20, 2))
                 sqlite_mem.append(round(mm.get("vibgate_sqlite_memory_bytes", 0) / 2**20, 2))
+                fds.append(len(os.listdir(f"/proc/{daemon.pid}/fd")))
         c1, s1, t1 = cpu_ticks(daemon.pid), cpu_ticks(sim.pid), time.monotonic()
         m1 = metrics(prom)
         wall = t1 - t0
@@ -193,6 +194,7 @@ def main():
             "rss_mb_per_minute": [round(rss[i] / 1024, 2) for i in range(0, len(rss), 60)],
             "heap_in_use_mb_per_minute": heap,
             "sqlite_memory_mb_per_minute": sqlite_mem,
+            "open_fds_per_minute": fds,
             "windows_per_s": round((metric_sum(m1, "vibgate_windows_scored_total") -
                                     metric_sum(m0, "vibgate_windows_scored_total")) / wall, 1),
             "latency_ms_p50": m1.get('vibgate_window_to_facade_ms{quantile="0.5"}'),

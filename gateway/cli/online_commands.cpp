@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <map>
 #include <ostream>
 #include <type_traits>
 #include <utility>
@@ -326,8 +327,17 @@ std::string render_tags(const std::vector<vd::TagInfo>& tags, std::int64_t now_m
 }
 
 std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t now_ms) {
+  // An asset with several channels has a row per channel, named as commands take it:
+  // "<asset>:<channel>".
+  std::map<std::string, int> rows_of;
+  for (const auto& a : assets) ++rows_of[a.name];
   std::vector<std::vector<std::string>> rows;
   for (const auto& a : assets) {
+    std::string name = a.name;
+    if (rows_of[a.name] > 1) {
+      name += ':';
+      name += a.channel;
+    }
     std::string model = a.model_state.empty() ? std::string("-") : a.model_state;
     if (a.model_state == "learning") {
       model += ' ';
@@ -340,8 +350,8 @@ std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t
       alert += std::to_string(a.active_alert_id);
       if (a.acknowledged) alert += " ack";
     }
-    rows.push_back({a.name, level_name(a.alarm_level), fixed(a.score, 2),
-                    iso_zone_letter(a.iso_zone), fixed(a.vrms_mm_s, 2), model,
+    rows.push_back({name, level_name(a.alarm_level), fixed(a.score, 2), iso_zone_letter(a.iso_zone),
+                    fixed(a.vrms_mm_s, 2), model,
                     a.model_version.empty() ? std::string("-") : a.model_version,
                     format_age(a.last_window_ms, now_ms, "never"), alert});
   }

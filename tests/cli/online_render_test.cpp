@@ -222,6 +222,16 @@ TEST(OnlineRender, DevicesTagsAssetsAlertsQueueModels) {
     EXPECT_TRUE(contains(assets, needle)) << needle << "\n" << assets;
   }
 
+  // An asset with several channels: a row per channel, named "<asset>:<channel>".
+  vd::AssetInfo de = sample_asset(), nde = sample_asset();
+  de.name = nde.name = "gearbox";
+  de.channel = "gb/input";
+  nde.channel = "gb/output";
+  const std::string multi = vc::render_assets({de, nde, learning}, now);
+  for (const char* needle : {"gearbox:gb/input", "gearbox:gb/output", "fan-2 "}) {
+    EXPECT_TRUE(contains(multi, needle)) << needle << "\n" << multi;
+  }
+
   const std::vector<vd::AlertInfo> alerts{
       {17, "pump-1", 2, "score", 1'700'000'000'000, 0, true, "alice@gw", "bearing replaced",
        "score 1.37 over threshold"},

@@ -11,7 +11,7 @@ Every wait is bounded in count and time; every process is stopped by PID in a fi
 Prints one line per check and a final `N passed, M failed`; exits 1 if any check failed.
 
   a) bad input that needs no running daemon: malformed configurations (unknown key in
-     [[asset]], unknown channel, raise_k > raise_n, TOML syntax, unknown section, duplicate
+     [[asset]], unknown channel, channel and channels, a channel listed twice, raise_k > raise_n, TOML syntax, unknown section, duplicate
      asset, bad log_level, port out of range, unknown speed_tag, write-back to an unknown device,
      coil value 2) -> --check-config exits 2 with
      one line naming file:line and the key; --print-sample-config is deploy/vibgate.toml byte
@@ -179,6 +179,20 @@ def by_name(items, key="name"):
     return {x.get(key): x for x in (items or [])}
 
 
+def by_point(rows):
+    """`assets --json` rows (one per channel) by point: the asset name for an asset with one
+    channel, "<asset>:<channel>" (the daemon's model key) for an asset with several."""
+    n = {}
+    for r in rows or []:
+        n[r["name"]] = n.get(r["name"], 0) + 1
+    return {(r["name"] if n[r["name"]] == 1 else f'{r["name"]}:{r["channel"]}'): r
+            for r in rows or []}
+
+
+# pump2 has two accelerometers: the drive end develops the fault, the non-drive end stays healthy
+PDE, PNDE = "pump2:pump2/accel", "pump2:pump2/accel_nde"
+
+
 def one_line(text):
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return len(lines) == 1
@@ -312,6 +326,10 @@ def bad_configs(state):
     t = base + ('\n[[device.waveform]]\nname = "accel2"\nregister = "input"\naddress = 300\n'
                 '\n[[asset]]\nname = "m1"\nchannel = "m1/accel2"\nlearn_s = 10\n')
     cases.append(("duplicate asset name", t, line_of(t, 'name = "m1"', 3), "name"))
+    t = base.replace('channel = "m1/accel"', 'channel = "m1/accel"\nchannels = ["m1/accel"]')
+    cases.append(("asset with channel and channels", t, line_of(t, "channels ="), "channels"))
+    t = base.replace('channel = "m1/accel"', 'channels = ["m1/accel", "m1/accel"]')
+    cases.append(("asset channels listing one twice", t, line_of(t, "channels ="), "channels"))
     t = base.replace('log_level = "info"', 'log_level = "loud"')
     cases.append(("bad [daemon] log_level", t, line_of(t, "log_level ="), "log_level"))
     t = base.replace("[modbus_facade]\nenabled = false", "[modbus_facade]\nenabled = true\nport = 70000")
@@ -803,10 +821,10 @@ def main_plant(work):
             rc, assets, _ = cli_json(sock, "assets")
             if rc != 0:
                 return None
-            a = by_name(assets)
+            a = by_point(assets)
             for n, x in a.items():
                 levels.setdefault(n, set()).add(x["alarm_level"])
-            if a.get("pump2", {}).get("alarm_level") == 2 and (
+            if a.get(PDE, {}).get("alarm_level") == 2 and (
                     not real or a.get("rig3", {}).get("alarm_level") == 2):
                 return a
             return None
@@ -821,9 +839,15 @@ def main_plant(work):
         C.check("assets --json: fan1 stays at level 0 throughout",
                 levels.get("fan1") == {0} and assets["fan1"]["alarm_level"] == 0,
                 f"fan1 levels seen {levels.get('fan1')}")
-        C.check("assets --json: fan1 and pump2 scoring with model version 1",
+        C.check("assets --json: fan1 and both pump2 channels scoring with model version 1",
                 all(assets[n]["model_state"] == "scoring" and assets[n]["model_version"] == "1"
-                    for n in ("fan1", "pump2")), json.dumps([assets["fan1"], assets["pump2"]]))
+                    for n in ("fan1", PDE, PNDE)),
+                json.dumps([assets.get(n) for n in ("fan1", PDE, PNDE)]))
+        C.check("assets --json: pump2 is listed per channel; its healthy non-drive end stays at "
+                "level 0 throughout while the drive end alarms",
+                levels.get(PNDE) == {0} and assets[PNDE]["alarm_level"] == 0 and
+                assets[PNDE]["channel"] == "pump2/accel_nde",
+                f"non-drive end levels seen {levels.get(PNDE)}")
         if real:
             C.check("assets --json: rig3 (real faulty recording, offline model) in alarm",
                     assets["rig3"]["alarm_level"] == 2, json.dumps(assets["rig3"]))
@@ -833,9 +857,9 @@ def main_plant(work):
         # the alert's id comes from the store's commit (group commit, ~0.2 s): wait for it
         def pump_alert():
             rc, a, _ = cli_json(sock, "assets")
-            p = by_name(a).get("pump2")
+            p = by_point(a).get(PDE)
             return p if p and p["active_alert_id"] > 0 else None
-        pump = wait_until(pump_alert, 10, 0.2) or by_name(cli_json(sock, "assets")[1]).get("pump2", {})
+        pump = wait_until(pump_alert, 10, 0.2) or by_point(cli_json(sock, "assets")[1]).get(PDE, {})
         alert_id = pump.get("active_alert_id", 0)
         C.check("assets --json: pump2 names its active alert, not acknowledged",
                 alert_id > 0 and not pump["acknowledged"] and pump["alarm_level"] == 2,
@@ -875,6 +899,11 @@ def main_plant(work):
         C.check("alerts --json: pump2's active alert listed (level 2, state active)",
                 r is not None and r[1]["asset"] == "pump2" and r[1]["level"] == 2 and
                 r[1]["state"] == "active" and r[1]["cleared_ms"] == 0, json.dumps(r and r[1]))
+        C.check("alerts --json: the alert of a multi-channel asset names its channel",
+                r is not None and r[1]["message"].startswith("channel pump2/accel: "),
+                json.dumps(r and r[1]))
+        C.check("alerts --json: no alert for pump2's healthy non-drive end",
+                not [a for a in alerts if "accel_nde" in a["message"]], json.dumps(alerts)[:400])
         C.check("alerts --json: no alert for fan1", not [a for a in alerts if a["asset"] == "fan1"],
                 json.dumps(alerts)[:400])
 
@@ -929,13 +958,23 @@ def main_plant(work):
                 str(st and st["counters"].get("vibgate_windows_scored_total")))
         rc, tr, err = cli_json(sock, "trend", "pump2")
         pts = (tr or {}).get("points", [])
-        C.check("trend pump2 --json: points over time, the latest above the threshold",
+        C.check("trend pump2 --json: the worst channel per second, points over time, peak above "
+                "the threshold",
                 rc == 0 and tr["asset"] == "pump2" and len(pts) >= 10 and
-                all(pts[i]["ts_ms"] <= pts[i + 1]["ts_ms"] for i in range(len(pts) - 1)) and
+                all(pts[i]["ts_ms"] // 1000 < pts[i + 1]["ts_ms"] // 1000 for i in range(len(pts) - 1)) and
                 max(p["value"] for p in pts) > 1.0, f"rc={rc} {len(pts)} points {err}")
-        rc, sp, err = cli_json(sock, "spectrum", "pump2")
+        rc, tr, err = cli_json(sock, "trend", PNDE)
+        pts = (tr or {}).get("points", [])
+        C.check("trend pump2:pump2/accel_nde --json: the healthy channel alone stays below the "
+                "threshold", rc == 0 and len(pts) >= 10 and max(p["value"] for p in pts) < 1.0,
+                f"rc={rc} {len(pts)} points, max {max([p['value'] for p in pts] or [0])} {err}")
+        rc, out, err = cli(sock, "spectrum", "pump2")
+        C.check("spectrum of a multi-channel asset without a channel: exit 1, one line naming "
+                "both channels", rc == 1 and one_line(err) and PDE in err and PNDE in err,
+                f"rc={rc} {err!r}")
+        rc, sp, err = cli_json(sock, "spectrum", PDE)
         marks = {m["name"]: m["hz"] for m in (sp or {}).get("markers", [])}
-        C.check("spectrum pump2 --json: amplitudes and markers incl. BPFO = 3.5848 x 29.95 Hz",
+        C.check("spectrum pump2:pump2/accel --json: amplitudes and markers incl. BPFO = 3.5848 x 29.95 Hz",
                 rc == 0 and len(sp["amplitude"]) > 100 and sp["bin_hz"] > 0 and
                 abs(marks.get("BPFO", 0) - 3.5848 * 29.95) < 0.01 and "1x" in marks,
                 f"rc={rc} {marks} {err}")
@@ -945,10 +984,15 @@ def main_plant(work):
                 json.dumps(q))
         rc, models, err = cli_json(sock, "model", "list")
         m = {(x["asset"], x["version"]): x for x in (models or [])}
-        C.check("model list --json: version 1 active for fan1 and pump2 (learned on site)",
-                rc == 0 and all(m.get((n, "1"), {}).get("state") == "active" for n in ("fan1", "pump2"))
-                and all(m.get((n, "1"), {}).get("file") for n in ("fan1", "pump2")),
-                json.dumps(models)[:500])
+        C.check("model list --json: version 1 active for fan1 and each pump2 channel (learned on "
+                "site, a model per channel)",
+                rc == 0 and all(m.get((n, "1"), {}).get("state") == "active"
+                                for n in ("fan1", PDE, PNDE))
+                and all(m.get((n, "1"), {}).get("file") for n in ("fan1", PDE, PNDE)) and
+                m[(PDE, "1")]["file"] != m[(PNDE, "1")]["file"], json.dumps(models)[:500])
+        rc, models, err = cli_json(sock, "model", "list", "pump2")
+        C.check("model list pump2 --json: both channels' models",
+                rc == 0 and sorted(x["asset"] for x in models) == [PDE, PNDE], json.dumps(models))
         if real:
             C.check("model list --json: rig3 version 1 active (the configured model file)",
                     m.get(("rig3", "1"), {}).get("state") == "active", json.dumps(models)[:500])
@@ -970,8 +1014,8 @@ def main_plant(work):
         C.check("prometheus: GET /metrics has vibgate_windows_scored_total > 0",
                 mm is not None and float(mm.group(1)) > 0, ctype + " " + body[:200])
         C.check("prometheus: pump2's alarm level gauge is 2",
-                re.search(r'^vibgate_asset_alarm_level\{asset="pump2"\} 2(\.0)?$', body, re.M)
-                is not None)
+                re.search(r'^vibgate_asset_alarm_level\{asset="pump2",channel="pump2/accel"\} 2(\.0)?$',
+                          body, re.M) is not None)
         # the daemon drains the poller's jitter samples every second (they would otherwise grow
         # to 8 MB: found by the soak in bench/daemon_bench.py) and reports their p99
         C.check("prometheus: poll jitter p99 reported",

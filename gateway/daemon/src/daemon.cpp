@@ -40,10 +40,14 @@ std::string iso_utc(std::int64_t ms) {
 
 AssetStatus::Model facade_state(ModelState s) {
   switch (s) {
-    case ModelState::none: return AssetStatus::Model::none;
-    case ModelState::learning: return AssetStatus::Model::learning;
-    case ModelState::scoring: return AssetStatus::Model::scoring;
-    case ModelState::error: return AssetStatus::Model::error;
+    case ModelState::none:
+      return AssetStatus::Model::none;
+    case ModelState::learning:
+      return AssetStatus::Model::learning;
+    case ModelState::scoring:
+      return AssetStatus::Model::scoring;
+    case ModelState::error:
+      return AssetStatus::Model::error;
   }
   return AssetStatus::Model::none;
 }
@@ -52,10 +56,14 @@ AssetStatus::Model facade_state(ModelState s) {
 
 const char* to_string(ModelState s) {
   switch (s) {
-    case ModelState::none: return "none";
-    case ModelState::learning: return "learning";
-    case ModelState::scoring: return "scoring";
-    case ModelState::error: return "error";
+    case ModelState::none:
+      return "none";
+    case ModelState::learning:
+      return "learning";
+    case ModelState::scoring:
+      return "scoring";
+    case ModelState::error:
+      return "error";
   }
   return "?";
 }
@@ -131,8 +139,16 @@ std::string Daemon::Impl::lock_state_dir() {
   return "";
 }
 
-std::string Daemon::Impl::models_dir(const AssetRuntime& a) const {
-  return cfg.state_dir + "/models/" + a.cfg.name;
+// models/<asset> for an asset with one channel, models/<asset>/<channel, '/' as '_'> otherwise.
+std::string Daemon::Impl::models_dir(const PointRuntime& a) const {
+  std::string dir = cfg.state_dir + "/models/" + a.cfg.name;
+  if (a.cfg.channels.size() > 1) {
+    std::string ch = a.channel;
+    std::replace(ch.begin(), ch.end(), '/', '_');
+    dir += '/';
+    dir += ch;
+  }
+  return dir;
 }
 
 std::string Daemon::Impl::start() {
@@ -145,13 +161,23 @@ std::string Daemon::Impl::start() {
   spdlog::info("storage: {} open", cfg.store_uplink.store.path);
 
   for (std::size_t i = 0; i < cfg.assets.size(); ++i) {
-    AssetRuntime a;
-    a.cfg = cfg.assets[i];
-    a.index = i;
-    a.alarm = std::make_unique<AssetAlarm>(cfg.alarm);
-    asset_by_channel[a.cfg.channel] = i;
-    asset_by_name[a.cfg.name] = i;
-    assets.push_back(std::move(a));
+    AssetGroup g;
+    g.name = cfg.assets[i].name;
+    for (const auto& ch : cfg.assets[i].channels) {
+      PointRuntime a;
+      a.cfg = cfg.assets[i];
+      a.channel = ch;
+      a.key = a.cfg.channels.size() == 1 ? a.cfg.name : a.cfg.name + ":" + ch;
+      a.index = points.size();
+      a.asset = i;
+      a.alarm = std::make_unique<AssetAlarm>(cfg.alarm);
+      point_by_channel[ch] = a.index;
+      point_by_key[a.key] = a.index;
+      g.points.push_back(a.index);
+      points.push_back(std::move(a));
+    }
+    asset_by_name[g.name] = i;
+    assets.push_back(std::move(g));
   }
   close_stale_alerts();
   init_models();
@@ -159,7 +185,7 @@ std::string Daemon::Impl::start() {
   if (cfg.facade_enabled) {
     facade = std::make_unique<ModbusFacade>(cfg.facade);
     if (std::string err = facade->start(); !err.empty()) return err;
-    for (auto& a : assets) publish_facade(a);
+    for (const auto& g : assets) publish_facade(g);
   }
 
   control = std::make_unique<ControlServer>(io, *owner);
@@ -189,12 +215,12 @@ std::string Daemon::Impl::start() {
     spdlog::info("uplink: disabled; the outbox keeps filling within the storage quota");
   }
 
-  if (!assets.empty()) {
+  if (!points.empty()) {
     std::vector<AssetSpec> specs;
-    for (auto& a : assets) {
+    for (auto& a : points) {
       AssetSpec s;
-      s.asset = a.cfg.name;
-      s.channel = a.cfg.channel;
+      s.asset = a.key;
+      s.channel = a.channel;
       if (a.model) {
         s.model = a.model;
       } else {
@@ -283,8 +309,8 @@ void Daemon::Impl::stop_ingest() {
 // For every asset: the active version in storage, else the configured seed model (registered
 // as version 1), else learning.
 void Daemon::Impl::init_models() {
-  for (auto& a : assets) {
-    const auto records = store->models(a.cfg.name);
+  for (auto& a : points) {
+    const auto records = store->models(a.key);
     const storage::ModelRecord* active = nullptr;
     for (const auto& r : records)
       if (r.state == "active") active = &r;
@@ -307,7 +333,7 @@ void Daemon::Impl::init_models() {
             if (v >= std::strtol(version.c_str(), nullptr, 10)) version = std::to_string(v + 1);
           }
           storage::ModelRecord rec;
-          rec.asset = a.cfg.name;
+          rec.asset = a.key;
           rec.version = version;
           rec.created_ms = now_ms();
           rec.state = "active";
@@ -317,21 +343,21 @@ void Daemon::Impl::init_models() {
           store->submit_model(std::move(rec));
         }
         a.model_version = version;
-        spdlog::info("asset '{}': model version {} ({}) scoring", a.cfg.name, version, path);
+        spdlog::info("asset '{}': model version {} ({}) scoring", a.key, version, path);
         continue;
       }
       a.model_error = loaded.error;
-      spdlog::error("asset '{}': {}; learning a new baseline instead", a.cfg.name, loaded.error);
+      spdlog::error("asset '{}': {}; learning a new baseline instead", a.key, loaded.error);
       ++counters.model_errors;
     }
     a.model_state = ModelState::learning;
     a.learn_for = a.cfg.learn;
-    spdlog::info("asset '{}': no model yet, learning a baseline for {} s", a.cfg.name,
+    spdlog::info("asset '{}': no model yet, learning a baseline for {} s", a.key,
                  a.cfg.learn.count());
   }
 }
 
-void Daemon::Impl::learn(AssetRuntime& a, WindowResult& r) {
+void Daemon::Impl::learn(PointRuntime& a, WindowResult& r) {
   if (a.training || r.model_input.empty()) return;
   if (a.rows_seen == 0) {
     a.learn_start_ms = r.wall_ms;
@@ -357,18 +383,18 @@ void Daemon::Impl::learn(AssetRuntime& a, WindowResult& r) {
 }
 
 // Trains on a thread of its own (seconds of CPU); the result is posted back to the loop.
-void Daemon::Impl::train(AssetRuntime& a, std::string note) {
+void Daemon::Impl::train(PointRuntime& a, std::string note) {
   a.training = true;
   analytics::FeatureConfig features = a.cfg.features;
   features.sample_rate_hz = a.learn_rate_hz;
   long next = 0;
-  for (const auto& r : store->models(a.cfg.name))
+  for (const auto& r : store->models(a.key))
     next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
   std::string version = std::to_string(next + 1);
   std::string path = models_dir(a) + "/v" + version + ".vgm";
-  spdlog::info("asset '{}': training model version {} ({})", a.cfg.name, version, note);
-  std::thread([link = trainer, rows = std::move(a.rows), features, index = a.index, version,
-               path, note, name = a.cfg.name]() mutable {
+  spdlog::info("asset '{}': training model version {} ({})", a.key, version, note);
+  std::thread([link = trainer, rows = std::move(a.rows), features, index = a.index, version, path,
+               note]() mutable {
     std::shared_ptr<const analytics::Model> model;
     std::string error;
     try {
@@ -408,20 +434,20 @@ void Daemon::Impl::train(AssetRuntime& a, std::string note) {
 void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics::Model> model,
                               std::string version, std::string path, std::string note,
                               std::string error) {
-  if (stopping || index >= assets.size()) return;
-  AssetRuntime& a = assets[index];
+  if (stopping || index >= points.size()) return;
+  PointRuntime& a = points[index];
   a.training = false;
   if (!model) {
     ++counters.model_errors;
     a.model_error = error;
-    spdlog::error("asset '{}': training failed: {}; learning again", a.cfg.name, error);
+    spdlog::error("asset '{}': training failed: {}; learning again", a.key, error);
     a.model_state = a.model ? ModelState::scoring : ModelState::learning;
     if (!a.model) a.learn_start_ms = 0;
     return;
   }
   ++counters.models_trained;
   storage::ModelRecord rec;
-  rec.asset = a.cfg.name;
+  rec.asset = a.key;
   rec.version = version;
   rec.created_ms = now_ms();
   rec.state = "staged";
@@ -430,14 +456,14 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
   rec.note = note;
   store->submit_model(rec);
   std::string err = activate_version(a, version, note);
-  if (!err.empty()) spdlog::error("asset '{}': {}", a.cfg.name, err);
+  if (!err.empty()) spdlog::error("asset '{}': {}", a.key, err);
 }
 
 // Makes `version` the asset's active model: loads its file, swaps it into the worker, marks
 // the previous active version retired. Returns "" or one line.
-std::string Daemon::Impl::activate_version(AssetRuntime& a, const std::string& version,
+std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& version,
                                            std::string note) {
-  const auto records = store->models(a.cfg.name);
+  const auto records = store->models(a.key);
   const storage::ModelRecord* target = nullptr;
   for (const auto& r : records)
     if (r.version == version) target = &r;
@@ -446,7 +472,7 @@ std::string Daemon::Impl::activate_version(AssetRuntime& a, const std::string& v
   if (!loaded.model) return "model version " + version + ": " + loaded.error;
   auto model = std::make_shared<const analytics::Model>(std::move(*loaded.model));
   if (worker) {
-    if (std::string err = worker->swap_model(a.cfg.name, model); !err.empty()) return err;
+    if (std::string err = worker->swap_model(a.key, model); !err.empty()) return err;
   }
   for (const auto& r : records) {
     if (r.state == "active" && r.version != version) {
@@ -457,7 +483,7 @@ std::string Daemon::Impl::activate_version(AssetRuntime& a, const std::string& v
   }
   storage::ModelRecord rec;
   if (target) rec = *target;
-  rec.asset = a.cfg.name;
+  rec.asset = a.key;
   rec.version = version;
   if (rec.created_ms == 0) rec.created_ms = now_ms();
   rec.state = "active";
@@ -469,8 +495,8 @@ std::string Daemon::Impl::activate_version(AssetRuntime& a, const std::string& v
   a.model_version = version;
   a.model_state = ModelState::scoring;
   a.model_error.clear();
-  spdlog::info("asset '{}': model version {} active", a.cfg.name, version);
-  publish_facade(a);
+  spdlog::info("asset '{}': model version {} active", a.key, version);
+  publish_facade(assets[a.asset]);
   return "";
 }
 
@@ -496,9 +522,9 @@ void Daemon::Impl::close_stale_alerts() {
 
 void Daemon::Impl::route(const SampleBlock& block) {
   ++counters.blocks;
-  const auto it = asset_by_channel.find(block.channel);
-  if (it == asset_by_channel.end()) return;  // a channel no asset monitors
-  AssetRuntime& a = assets[it->second];
+  const auto it = point_by_channel.find(block.channel);
+  if (it == point_by_channel.end()) return;  // a channel no asset monitors
+  PointRuntime& a = points[it->second];
   if (a.ring_rate_hz != block.sample_rate_hz || a.ring_units != block.units) {
     a.ring_rate_hz = block.sample_rate_hz;
     a.ring_units = block.units;
@@ -510,9 +536,10 @@ void Daemon::Impl::route(const SampleBlock& block) {
 
 void Daemon::Impl::on_window(WindowResult r) {
   if (stopping && !worker) return;
-  const auto it = asset_by_name.find(r.asset);
-  if (it == asset_by_name.end()) return;
-  AssetRuntime& a = assets[it->second];
+  const auto it = point_by_channel.find(r.channel);
+  if (it == point_by_channel.end()) return;
+  PointRuntime& a = points[it->second];
+  AssetGroup& g = assets[a.asset];
   ++a.windows;
   a.iso_zone = r.iso_zone;
   a.vrms = r.velocity_rms_mm_s;
@@ -540,7 +567,7 @@ void Daemon::Impl::on_window(WindowResult r) {
   in.features = r.features;
   in.gap = r.gap;
   const auto transition = a.alarm->on_window(in);
-  publish_facade(a);
+  publish_facade(g);
   if (r.arrival_mono_ns > 0) {
     const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now().time_since_epoch())
@@ -550,38 +577,84 @@ void Daemon::Impl::on_window(WindowResult r) {
     counters.latency_ms_max = std::max(counters.latency_ms_max, ms);
     latency_ring[latency_n++ % kLatencyRing] = static_cast<float>(ms);
   }
-  if (transition) on_transition(a, *transition);
+  if (transition) {
+    on_transition(a, *transition);
+    // Write-back follows the asset's level, the worst of its points.
+    const AlarmLevel level = asset_level(g);
+    if (level != g.level) {
+      run_actions(g, static_cast<int>(g.level), static_cast<int>(level));
+      g.level = level;
+    }
+  }
   store_result(a, r, transition.has_value());
   if (r.learning) learn(a, r);
 }
 
-void Daemon::Impl::publish_facade(AssetRuntime& a) {
-  if (!facade) return;
-  AssetStatus s;
-  s.score = a.score;
-  const auto st = a.alarm->status();
-  s.alarm_level = static_cast<std::uint8_t>(st.level);
-  s.iso_zone = static_cast<std::uint8_t>(std::clamp(a.iso_zone, 0, 4));
-  s.velocity_rms_mm_s = a.vrms;
-  s.model_state = facade_state(a.model_state);
-  s.alert_acknowledged = st.acknowledged;
-  if (a.last_window_ms > 0)
-    s.window_end = std::chrono::system_clock::time_point(std::chrono::milliseconds(a.last_window_ms));
-  facade->update(a.index, s);
+AlarmLevel Daemon::Impl::asset_level(const AssetGroup& g) const {
+  AlarmLevel level = AlarmLevel::normal;
+  for (std::size_t p : g.points) level = std::max(level, points[p].alarm->level());
+  return level;
 }
 
-void Daemon::Impl::on_transition(AssetRuntime& a, const AlarmTransition& t) {
+// The asset's facade block shows its worst point: the highest score, level, ISO zone and
+// velocity; the model state of the least ready point (error, then learning, then scoring); the
+// newest window; acknowledged only when every active alert of the asset is.
+void Daemon::Impl::publish_facade(const AssetGroup& g) {
+  if (!facade) return;
+  AssetStatus s;
+  bool any_active = false, all_acked = true;
+  int worst_model = -1;
+  std::int64_t last_ms = 0;
+  const auto model_rank = [](ModelState m) {
+    switch (m) {
+      case ModelState::error:
+        return 3;
+      case ModelState::none:
+        return 2;
+      case ModelState::learning:
+        return 1;
+      case ModelState::scoring:
+        return 0;
+    }
+    return 2;
+  };
+  for (std::size_t p : g.points) {
+    const PointRuntime& a = points[p];
+    const auto st = a.alarm->status();
+    s.score = std::max(s.score, a.score);
+    s.alarm_level = std::max(s.alarm_level, static_cast<std::uint8_t>(st.level));
+    s.iso_zone = std::max(s.iso_zone, static_cast<std::uint8_t>(std::clamp(a.iso_zone, 0, 4)));
+    s.velocity_rms_mm_s = std::max(s.velocity_rms_mm_s, a.vrms);
+    if (model_rank(a.model_state) > worst_model) {
+      worst_model = model_rank(a.model_state);
+      s.model_state = facade_state(a.model_state);
+    }
+    if (st.level != AlarmLevel::normal) {
+      any_active = true;
+      all_acked = all_acked && st.acknowledged;
+    }
+    last_ms = std::max(last_ms, a.last_window_ms);
+  }
+  s.alert_acknowledged = any_active && all_acked;
+  if (last_ms > 0)
+    s.window_end = std::chrono::system_clock::time_point(std::chrono::milliseconds(last_ms));
+  facade->update(g.points.empty() ? 0 : points[g.points.front()].asset, s);
+}
+
+void Daemon::Impl::on_transition(PointRuntime& a, const AlarmTransition& t) {
   const auto level = [](AlarmLevel l) { return to_string(l); };
   if (t.to == AlarmLevel::normal)
-    spdlog::info("asset '{}': {} -> normal: {}", a.cfg.name, level(t.from), t.reason);
+    spdlog::info("asset '{}': {} -> normal: {}", a.key, level(t.from), t.reason);
   else
-    spdlog::warn("asset '{}': {} -> {}: {}", a.cfg.name, level(t.from), level(t.to), t.reason);
-  run_actions(a, static_cast<int>(t.from), static_cast<int>(t.to));
+    spdlog::warn("asset '{}': {} -> {}: {}", a.key, level(t.from), level(t.to), t.reason);
   for (auto& se : to_alert_events(t, a.cfg.name)) {
     if (se.event.kind == storage::AlertState::raised)
       ++counters.alerts_raised;
     else
       ++counters.alerts_cleared;
+    // An asset with several channels has an alert per channel: the reason names it.
+    if (a.cfg.channels.size() > 1)
+      se.event.reason = "channel " + a.channel + ": " + se.event.reason;
     submit_alert_event(a, se.seq, std::move(se.event));
   }
 }
@@ -589,7 +662,8 @@ void Daemon::Impl::on_transition(AssetRuntime& a, const AlarmTransition& t) {
 // Write-back to PLCs (off unless configured): a level crossing writes the action's value, its
 // reset crossing the reset value. Queued on the device's bus worker behind any poll; not retried
 // (a repeated write is a new command to a machine); outcomes logged and counted.
-void Daemon::Impl::run_actions(AssetRuntime& a, int from, int to) {
+void Daemon::Impl::run_actions(const AssetGroup& g, int from, int to) {
+  const PointRuntime& a = points[g.points.front()];
   for (const auto& act : a.cfg.actions) {
     std::optional<std::uint16_t> value;
     if (from < act.on_level && to >= act.on_level) value = act.value;
@@ -597,8 +671,8 @@ void Daemon::Impl::run_actions(AssetRuntime& a, int from, int to) {
     if (!value) continue;
     if (!poller) {
       ++counters.write_errors;
-      spdlog::error("asset '{}': write-back to '{}' skipped: no Modbus polling running",
-                    a.cfg.name, act.device);
+      spdlog::error("asset '{}': write-back to '{}' skipped: no Modbus polling running", a.cfg.name,
+                    act.device);
       continue;
     }
     std::string what = act.device;
@@ -624,45 +698,44 @@ void Daemon::Impl::run_actions(AssetRuntime& a, int from, int to) {
 
 // Raised events create the alert (the store returns its id, then the snapshot and any held
 // events for that alert follow); acknowledged/cleared events need the id and wait for it.
-void Daemon::Impl::submit_alert_event(AssetRuntime& a, std::uint64_t seq, storage::AlertEvent e) {
+void Daemon::Impl::submit_alert_event(PointRuntime& a, std::uint64_t seq, storage::AlertEvent e) {
   const std::size_t index = a.index;
   if (e.kind == storage::AlertState::raised) {
     storage::Snapshot snap;
     snap.asset = a.cfg.name;
-    snap.channel = a.cfg.channel;
+    snap.channel = a.channel;
     snap.sample_rate_hz = a.ring_rate_hz;
     snap.units = a.ring_units;
     snap.samples = a.ring.last(a.ring.size());
     snap.wall_ms =
         e.wall_ms - (a.ring_rate_hz > 0
-                         ? static_cast<std::int64_t>(1000.0 * static_cast<double>(snap.samples.size()) /
-                                                     a.ring_rate_hz)
+                         ? static_cast<std::int64_t>(
+                               1000.0 * static_cast<double>(snap.samples.size()) / a.ring_rate_hz)
                          : 0);
-    store->submit_alert_event(
-        std::move(e), [this, index, seq, snap = std::move(snap)](std::error_code ec,
-                                                                  std::uint64_t id) mutable {
-          boost::asio::post(io, [this, index, seq, ec, id, snap = std::move(snap)]() mutable {
-            AssetRuntime& asset = assets[index];
-            if (ec) {
-              ++counters.store_errors;
-              spdlog::error("asset '{}': alert not stored: {}", asset.cfg.name, ec.message());
-              asset.held.erase(seq);
-              return;
-            }
-            asset.alert_ids[seq] = id;
-            asset.seq_of_id[id] = seq;
-            if (!snap.samples.empty()) {
-              snap.alert_id = id;
-              store->submit_snapshot(std::move(snap));
-            }
-            auto held = std::move(asset.held[seq]);
-            asset.held.erase(seq);
-            for (auto& h : held) {
-              h.alert_id = id;
-              store->submit_alert_event(std::move(h));
-            }
-          });
-        });
+    store->submit_alert_event(std::move(e), [this, index, seq, snap = std::move(snap)](
+                                                std::error_code ec, std::uint64_t id) mutable {
+      boost::asio::post(io, [this, index, seq, ec, id, snap = std::move(snap)]() mutable {
+        PointRuntime& asset = points[index];
+        if (ec) {
+          ++counters.store_errors;
+          spdlog::error("asset '{}': alert not stored: {}", asset.key, ec.message());
+          asset.held.erase(seq);
+          return;
+        }
+        asset.alert_ids[seq] = id;
+        asset.seq_of_id[id] = seq;
+        if (!snap.samples.empty()) {
+          snap.alert_id = id;
+          store->submit_snapshot(std::move(snap));
+        }
+        auto held = std::move(asset.held[seq]);
+        asset.held.erase(seq);
+        for (auto& h : held) {
+          h.alert_id = id;
+          store->submit_alert_event(std::move(h));
+        }
+      });
+    });
     return;
   }
   const auto id = a.alert_ids.find(seq);
@@ -674,7 +747,7 @@ void Daemon::Impl::submit_alert_event(AssetRuntime& a, std::uint64_t seq, storag
   store->submit_alert_event(std::move(e));
 }
 
-void Daemon::Impl::store_result(AssetRuntime& a, const WindowResult& r, bool force_flush) {
+void Daemon::Impl::store_result(PointRuntime& a, const WindowResult& r, bool force_flush) {
   storage::ResultRow row;
   row.asset = a.cfg.name;
   row.channel = r.channel;
@@ -756,15 +829,23 @@ void Daemon::Impl::on_tick() {
 }
 
 std::string Daemon::Impl::status_line() const {
+  // Assets in alarm/warning by their worst point; channels by model state.
   std::size_t scoring = 0, learning = 0, warn = 0, alarm = 0;
-  for (const auto& a : assets) {
+  for (const auto& a : points) {
     if (a.model_state == ModelState::scoring) ++scoring;
     if (a.model_state == ModelState::learning) ++learning;
-    if (a.alarm->level() == AlarmLevel::warning) ++warn;
-    if (a.alarm->level() == AlarmLevel::alarm) ++alarm;
+  }
+  for (const auto& g : assets) {
+    const AlarmLevel level = asset_level(g);
+    if (level == AlarmLevel::warning) ++warn;
+    if (level == AlarmLevel::alarm) ++alarm;
   }
   std::string s = std::to_string(assets.size());
   s += " assets (";
+  if (points.size() != assets.size()) {
+    s += std::to_string(points.size());
+    s += " channels: ";
+  }
   s += std::to_string(scoring);
   s += " scoring, ";
   s += std::to_string(learning);
@@ -791,7 +872,8 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
                   std::vector<std::pair<std::string, std::string>> labels = {}) {
     m.push_back(MetricSample{std::move(name), std::move(help), type, std::move(labels), value});
   };
-  const double up = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const double up =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   add("vibgate_uptime_seconds", "Seconds since the daemon started", T::gauge, up);
   {
     // glibc's view of the heap: bytes in use (all arenas + mmapped chunks) and held but free.
@@ -837,10 +919,11 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
       static_cast<double>(counters.write_errors));
   {
     // Block arrival (the window's last sample received) to the Modbus facade updated.
-    std::vector<float> lat(latency_ring.begin(),
-                           latency_ring.begin() + static_cast<std::ptrdiff_t>(
-                                                      std::min(latency_n, kLatencyRing)));
-    const char* help = "Last sample of a window received to Modbus facade updated (ms), latest 8192 windows";
+    std::vector<float> lat(
+        latency_ring.begin(),
+        latency_ring.begin() + static_cast<std::ptrdiff_t>(std::min(latency_n, kLatencyRing)));
+    const char* help =
+        "Last sample of a window received to Modbus facade updated (ms), latest 8192 windows";
     for (double q : {0.5, 0.99}) {
       double v = 0;
       if (!lat.empty()) {
@@ -848,7 +931,8 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
         std::nth_element(lat.begin(), lat.begin() + static_cast<std::ptrdiff_t>(k), lat.end());
         v = lat[k];
       }
-      add("vibgate_window_to_facade_ms", help, T::gauge, v, {{"quantile", q == 0.5 ? "0.5" : "0.99"}});
+      add("vibgate_window_to_facade_ms", help, T::gauge, v,
+          {{"quantile", q == 0.5 ? "0.5" : "0.99"}});
     }
     add("vibgate_window_to_facade_ms_max", "Maximum of the above since start (ms)", T::gauge,
         counters.latency_ms_max);
@@ -869,7 +953,8 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
   if (poller) {
     for (const auto& [name, h] : poller->health()) {
       std::vector<std::pair<std::string, std::string>> l{{"device", name}};
-      add("vibgate_device_polls_total", "Modbus polls", T::counter, static_cast<double>(h.polls), l);
+      add("vibgate_device_polls_total", "Modbus polls", T::counter, static_cast<double>(h.polls),
+          l);
       add("vibgate_device_poll_failures_total", "Modbus polls that failed", T::counter,
           static_cast<double>(h.poll_failures), l);
       add("vibgate_device_request_errors_total", "Modbus requests that failed", T::counter,
@@ -900,11 +985,12 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
         static_cast<double>(os.lanes[1].depth), {{"lane", "bulk"}});
     add("vibgate_store_file_bytes", "Database file size", T::gauge,
         static_cast<double>(ss.file_bytes));
-    add("vibgate_store_commits_total", "Group commits", T::counter, static_cast<double>(ss.commits));
+    add("vibgate_store_commits_total", "Group commits", T::counter,
+        static_cast<double>(ss.commits));
     add("vibgate_store_queued_rows", "Rows waiting for the writer", T::gauge,
         static_cast<double>(ss.queued_rows));
-    add("vibgate_store_refused_rows_total", "Rows refused (queue full, storage fault)",
-        T::counter, static_cast<double>(ss.refused_rows));
+    add("vibgate_store_refused_rows_total", "Rows refused (queue full, storage fault)", T::counter,
+        static_cast<double>(ss.refused_rows));
     add("vibgate_store_evictions_total", "Rows evicted by the quota", T::counter,
         static_cast<double>(ss.evicted_results), {{"class", "results"}});
     add("vibgate_store_evictions_total", "Rows evicted by the quota", T::counter,
@@ -942,8 +1028,9 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
     add("vibgate_facade_connections_total", "Modbus facade connections", T::counter,
         static_cast<double>(f.connections));
   }
-  for (const auto& a : assets) {
-    std::vector<std::pair<std::string, std::string>> l{{"asset", a.cfg.name}};
+  for (const auto& a : points) {
+    std::vector<std::pair<std::string, std::string>> l{{"asset", a.cfg.name},
+                                                       {"channel", a.channel}};
     add("vibgate_asset_score", "Latest normalized anomaly score (1.0 = threshold)", T::gauge,
         a.score, l);
     add("vibgate_asset_alarm_level", "0 normal, 1 warning, 2 alarm", T::gauge,
@@ -1021,18 +1108,18 @@ void Daemon::shutdown(std::chrono::milliseconds budget, std::function<void()> do
     }
     // The worker's last results were posted before stop() returned; they run before this.
     boost::asio::post(d.io, [&d, done]() {
-    for (auto& a : d.assets) {
-      if (a.best) {
-        ++d.counters.results_stored;
-        d.store->submit_result(std::move(*a.best));
-        a.best.reset();
+      for (auto& a : d.points) {
+        if (a.best) {
+          ++d.counters.results_stored;
+          d.store->submit_result(std::move(*a.best));
+          a.best.reset();
+        }
       }
-    }
-    d.close_outputs();
-    const auto ss = d.store->stats();
-    spdlog::info("stopped: storage flushed ({} rows written, {} queued)", ss.rows_written,
-                 ss.queued_rows);
-    done();
+      d.close_outputs();
+      const auto ss = d.store->stats();
+      spdlog::info("stopped: storage flushed ({} rows written, {} queued)", ss.rows_written,
+                   ss.queued_rows);
+      done();
     });
   };
   boost::asio::post(d.io, [step] { (*step)(); });
@@ -1055,7 +1142,7 @@ std::string Daemon::reload(DaemonConfig next) {
   bool same_assets = next.assets.size() == cur.assets.size();
   for (std::size_t i = 0; same_assets && i < next.assets.size(); ++i)
     same_assets = next.assets[i].name == cur.assets[i].name &&
-                  next.assets[i].channel == cur.assets[i].channel;
+                  next.assets[i].channels == cur.assets[i].channels;
   if (!same_assets) restart.push_back("[[asset]] names/channels");
   const auto& nu = next.store_uplink.uplink;
   const auto& cu = cur.store_uplink.uplink;
@@ -1068,15 +1155,14 @@ std::string Daemon::reload(DaemonConfig next) {
   d.cfg.log_level = next.log_level;
   const auto& oa = cur.alarm;
   const auto& na = next.alarm;
-  const bool alarm_changed = oa.score_warning != na.score_warning ||
-                             oa.score_alarm != na.score_alarm ||
-                             oa.iso_warning_zone != na.iso_warning_zone ||
-                             oa.iso_alarm_zone != na.iso_alarm_zone || oa.raise_k != na.raise_k ||
-                             oa.raise_n != na.raise_n || oa.clear_m != na.clear_m ||
-                             oa.clear_ratio != na.clear_ratio;
+  const bool alarm_changed =
+      oa.score_warning != na.score_warning || oa.score_alarm != na.score_alarm ||
+      oa.iso_warning_zone != na.iso_warning_zone || oa.iso_alarm_zone != na.iso_alarm_zone ||
+      oa.raise_k != na.raise_k || oa.raise_n != na.raise_n || oa.clear_m != na.clear_m ||
+      oa.clear_ratio != na.clear_ratio;
   std::size_t deferred = 0;
   if (alarm_changed) {
-    for (auto& a : d.assets) {
+    for (auto& a : d.points) {
       if (a.alarm->level() == AlarmLevel::normal)
         a.alarm = std::make_unique<AssetAlarm>(na);
       else
@@ -1087,11 +1173,12 @@ std::string Daemon::reload(DaemonConfig next) {
   d.stop_ingest();
   d.cfg.ingest = next.ingest;
   if (same_assets) {
-    for (std::size_t i = 0; i < d.assets.size(); ++i) {
-      d.assets[i].cfg.learn = next.assets[i].learn;
-      d.assets[i].cfg.speed_tag = next.assets[i].speed_tag;
-      d.assets[i].cfg.load_tag = next.assets[i].load_tag;
-      d.assets[i].cfg.actions = next.assets[i].actions;
+    for (auto& a : d.points) {
+      const AssetConfig& n = next.assets[a.asset];
+      a.cfg.learn = n.learn;
+      a.cfg.speed_tag = n.speed_tag;
+      a.cfg.load_tag = n.load_tag;
+      a.cfg.actions = n.actions;
     }
   }
   d.tags.clear();
@@ -1100,7 +1187,7 @@ std::string Daemon::reload(DaemonConfig next) {
   std::string note;
   if (deferred > 0) {
     note += std::to_string(deferred);
-    note += " asset(s) in warning/alarm keep the old [alarm] parameters until they clear";
+    note += " channel(s) in warning/alarm keep the old [alarm] parameters until they clear";
   }
   if (!restart.empty()) {
     if (!note.empty()) note += "; ";

@@ -61,10 +61,9 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
         if constexpr (std::is_same_v<T, StatusQuery>) {
           StatusInfo s;
           s.version = options.version;
-          s.uptime_s = static_cast<std::uint64_t>(
-              std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
-                                                               started)
-                  .count());
+          s.uptime_s = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                      std::chrono::steady_clock::now() - started)
+                                                      .count());
           const auto ss = store->stats();
           s.storage_ok = ss.last_error.empty();
           s.storage_error = ss.last_error;
@@ -85,7 +84,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           s.devices = static_cast<std::uint32_t>(cfg.ingest.devices.size() +
                                                  cfg.ingest.serial_sensors.size());
           s.assets = static_cast<std::uint32_t>(assets.size());
-          for (const auto& a : assets)
+          for (const auto& a : points)
             if (a.alarm->level() != AlarmLevel::normal) ++s.active_alerts;
           s.config_path = cfg.source;
           for (const auto& m : collect_metrics()) {
@@ -170,10 +169,10 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           return ok_reply(std::move(out));
         } else if constexpr (std::is_same_v<T, AssetsQuery>) {
           std::vector<AssetInfo> out;
-          for (const auto& a : assets) {
+          for (const auto& a : points) {  // one row per channel
             AssetInfo ai;
             ai.name = a.cfg.name;
-            ai.channel = a.cfg.channel;
+            ai.channel = a.channel;
             const auto st = a.alarm->status();
             ai.alarm_level = static_cast<std::uint32_t>(st.level);
             ai.score = a.score;
@@ -182,7 +181,8 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             ai.model_state = a.training ? "training" : to_string(a.model_state);
             ai.model_version = a.model_version;
             ai.last_window_ms = a.last_window_ms;
-            if (a.model_state == ModelState::learning && a.rows_seen > 0 && a.learn_for.count() > 0) {
+            if (a.model_state == ModelState::learning && a.rows_seen > 0 &&
+                a.learn_for.count() > 0) {
               const double done = static_cast<double>(a.last_window_ms - a.learn_start_ms) /
                                   (1000.0 * static_cast<double>(a.learn_for.count()));
               ai.learning_progress = std::clamp(done, 0.0, 1.0);
@@ -227,7 +227,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
         } else if constexpr (std::is_same_v<T, AckCommand>) {
           if (c.alert_id == 0) return error_reply("ack: an alert id is required");
           const std::string by = c.by.empty() ? "operator" : c.by;
-          for (auto& a : assets) {
+          for (auto& a : points) {
             const auto it = a.seq_of_id.find(c.alert_id);
             if (it == a.seq_of_id.end()) continue;
             const auto result = a.alarm->acknowledge(it->second);
@@ -236,13 +236,13 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             info.alert_id = c.alert_id;
             info.already_acknowledged = result == AckResult::already_acknowledged;
             if (result == AckResult::acknowledged) {
-              auto se = acknowledgement_event(it->second, a.alarm->level(), a.cfg.name, now_ms(),
-                                              by);
+              auto se =
+                  acknowledgement_event(it->second, a.alarm->level(), a.cfg.name, now_ms(), by);
               se.event.reason = ack_reason(c.note);
               submit_alert_event(a, se.seq, std::move(se.event));
               ++counters.alerts_acknowledged;
-              publish_facade(a);
-              spdlog::info("alert {} ({}): acknowledged by {}", c.alert_id, a.cfg.name, by);
+              publish_facade(assets[a.asset]);
+              spdlog::info("alert {} ({}): acknowledged by {}", c.alert_id, a.key, by);
             }
             return ok_reply(info);
           }
@@ -270,17 +270,28 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           e += std::to_string(c.alert_id);
           return error_reply(std::move(e));
         } else if constexpr (std::is_same_v<T, TrendQuery>) {
-          if (!asset_by_name.count(c.asset)) return error_reply(unknown_asset(c.asset));
+          // "<asset>" (every channel: the worst per result interval) or "<asset>:<channel>".
+          std::string asset = c.asset, channel;
+          std::size_t channels = 1;
+          if (const auto pk = point_by_key.find(c.asset); pk != point_by_key.end()) {
+            asset = points[pk->second].cfg.name;
+            if (points[pk->second].cfg.channels.size() > 1) channel = points[pk->second].channel;
+          } else if (const auto an = asset_by_name.find(c.asset); an != asset_by_name.end()) {
+            channels = assets[an->second].points.size();
+          } else {
+            return error_reply(unknown_asset(c.asset));
+          }
           const std::string metric = c.metric.empty() ? "score" : c.metric;
           if (metric != "score" && metric != "vrms" && metric != "iso")
             return error_reply("trend: metric must be score, vrms or iso, got '" + metric + "'");
           const std::int64_t until = c.until_ms > 0 ? c.until_ms : now_ms();
           const std::int64_t since = c.since_ms > 0 ? c.since_ms : until - 3600 * 1000;
-          const auto points = store->recent_scores(c.asset, since, until, 20000);
+          const auto rows = store->recent_scores(asset, since, until, 20000);
           Trend t;
           t.asset = c.asset;
           t.metric = metric;
-          for (const auto& p : points) {
+          for (const auto& p : rows) {
+            if (!channel.empty() && p.channel != channel) continue;
             const double v = metric == "score"  ? p.score
                              : metric == "vrms" ? p.velocity_rms_mm_s
                                                 : static_cast<double>(p.iso_zone);
@@ -288,6 +299,19 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           }
           std::sort(t.points.begin(), t.points.end(),
                     [](const TrendPoint& x, const TrendPoint& y) { return x.ts_ms < y.ts_ms; });
+          if (channels > 1) {
+            // Several channels: one point per result interval, the worst channel's value.
+            const std::int64_t step = std::max<std::int64_t>(1000, cfg.result_interval.count());
+            std::vector<TrendPoint> merged;
+            for (const auto& p : t.points) {
+              if (!merged.empty() && p.ts_ms / step == merged.back().ts_ms / step) {
+                merged.back().value = std::max(merged.back().value, p.value);
+              } else {
+                merged.push_back(p);
+              }
+            }
+            t.points = std::move(merged);
+          }
           // Downsample to max_points buckets, keeping each bucket's maximum (peaks matter).
           const std::size_t maxp = c.max_points == 0 ? 500 : c.max_points;
           if (t.points.size() > maxp) {
@@ -325,12 +349,12 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           return ok_reply(q);
         } else if constexpr (std::is_same_v<T, ModelsQuery>) {
           std::vector<ModelInfo> out;
-          for (const auto& a : assets) {
-            if (!c.asset.empty() && a.cfg.name != c.asset) continue;
-            const auto records = store->models(a.cfg.name);
+          for (const auto& a : points) {
+            if (!c.asset.empty() && a.cfg.name != c.asset && a.key != c.asset) continue;
+            const auto records = store->models(a.key);
             if (records.empty()) {
               ModelInfo mi;
-              mi.asset = a.cfg.name;
+              mi.asset = a.key;
               mi.state = a.training ? "training" : to_string(a.model_state);
               mi.note = a.model_error;
               out.push_back(std::move(mi));
@@ -350,74 +374,76 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
               out.push_back(std::move(mi));
             }
           }
-          if (!c.asset.empty() && !asset_by_name.count(c.asset))
+          if (!c.asset.empty() && !asset_by_name.count(c.asset) && !point_by_key.count(c.asset))
             return error_reply(unknown_asset(c.asset));
           return ok_reply(std::move(out));
         } else if constexpr (std::is_same_v<T, ModelCommand>) {
-          const auto it = asset_by_name.find(c.asset);
-          if (it == asset_by_name.end()) return error_reply(unknown_asset(c.asset));
-          AssetRuntime& a = assets[it->second];
+          std::string err;
+          PointRuntime* ap = find_point(c.asset, err);
+          if (!ap) return error_reply(std::move(err));
+          PointRuntime& a = *ap;
           std::string version = c.version;
           if (c.action == ModelCommand::Action::rollback) {
             // The highest stored version below the active one.
             const long cur = std::strtol(a.model_version.c_str(), nullptr, 10);
             long best = 0;
-            for (const auto& r : store->models(a.cfg.name)) {
+            for (const auto& r : store->models(a.key)) {
               const long v = std::strtol(r.version.c_str(), nullptr, 10);
               if (v < cur && v > best) best = v;
             }
             if (best == 0)
-              return error_reply("model rollback: asset '" + a.cfg.name +
-                                 "' has no version before " +
+              return error_reply("model rollback: asset '" + a.key + "' has no version before " +
                                  (a.model_version.empty() ? "none" : a.model_version));
             version = std::to_string(best);
           } else {
             bool known = false;
-            for (const auto& r : store->models(a.cfg.name)) known |= r.version == version;
+            for (const auto& r : store->models(a.key)) known |= r.version == version;
             if (!known)
-              return error_reply("model promote: asset '" + a.cfg.name + "' has no version '" +
-                                 version + "'");
+              return error_reply("model promote: asset '" + a.key + "' has no version '" + version +
+                                 "'");
           }
-          if (std::string err = activate_version(a, version, ""); !err.empty())
-            return error_reply(std::move(err));
+          if (std::string e = activate_version(a, version, ""); !e.empty())
+            return error_reply(std::move(e));
           std::vector<ModelInfo> out;
           ModelInfo mi;
-          mi.asset = a.cfg.name;
+          mi.asset = a.key;
           mi.version = version;
           mi.state = "active";
           out.push_back(std::move(mi));
           return ok_reply(std::move(out));
         } else if constexpr (std::is_same_v<T, TrainCommand>) {
-          const auto it = asset_by_name.find(c.asset);
-          if (it == asset_by_name.end()) return error_reply(unknown_asset(c.asset));
-          AssetRuntime& a = assets[it->second];
-          if (a.training) return error_reply("train: asset '" + a.cfg.name + "' is training now");
+          std::string err;
+          PointRuntime* ap = find_point(c.asset, err);
+          if (!ap) return error_reply(std::move(err));
+          PointRuntime& a = *ap;
+          if (a.training) return error_reply("train: asset '" + a.key + "' is training now");
           if (!worker) return error_reply("train: no analytics running");
           analytics::FeatureConfig f = a.cfg.features;
           f.sample_rate_hz = 0;
-          if (std::string err = worker->start_learning(a.cfg.name, f); !err.empty())
-            return error_reply(std::move(err));
+          if (std::string e = worker->start_learning(a.key, f); !e.empty())
+            return error_reply(std::move(e));
           a.rows.clear();
           a.rows_seen = 0;
           a.learn_for = c.duration_s > 0 ? std::chrono::seconds(c.duration_s) : a.cfg.learn;
           a.model_state = ModelState::learning;
-          spdlog::info("asset '{}': relearning the baseline for {} s (operator request)",
-                       a.cfg.name, a.learn_for.count());
+          spdlog::info("asset '{}': relearning the baseline for {} s (operator request)", a.key,
+                       a.learn_for.count());
           std::vector<ModelInfo> out;
           ModelInfo mi;
-          mi.asset = a.cfg.name;
+          mi.asset = a.key;
           mi.state = "learning";
           mi.note = "collecting " + std::to_string(a.learn_for.count()) +
                     " s of healthy data; the current model stays in storage for rollback";
           out.push_back(std::move(mi));
           return ok_reply(std::move(out));
         } else if constexpr (std::is_same_v<T, SpectrumQuery>) {
-          const auto it = asset_by_name.find(c.asset);
-          if (it == asset_by_name.end()) return error_reply(unknown_asset(c.asset));
-          const AssetRuntime& a = assets[it->second];
-          if (!a.spectrum) return error_reply("spectrum: no window of '" + a.cfg.name + "' yet");
+          std::string err;
+          const PointRuntime* ap = find_point(c.asset, err);
+          if (!ap) return error_reply(std::move(err));
+          const PointRuntime& a = *ap;
+          if (!a.spectrum) return error_reply("spectrum: no window of '" + a.key + "' yet");
           Spectrum s;
-          s.asset = a.cfg.name;
+          s.asset = a.key;
           s.ts_ms = a.spectrum_ms;
           s.bin_hz = a.spectrum_bin_hz;
           s.amplitude = *a.spectrum;
@@ -437,6 +463,25 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
         }
       },
       request.command);
+}
+
+PointRuntime* Daemon::Impl::find_point(const std::string& name, std::string& error) {
+  if (const auto pk = point_by_key.find(name); pk != point_by_key.end()) return &points[pk->second];
+  const auto an = asset_by_name.find(name);
+  if (an == asset_by_name.end()) {
+    error = unknown_asset(name);
+    return nullptr;
+  }
+  error = "asset '";
+  error += name;
+  error += "' has ";
+  error += std::to_string(assets[an->second].points.size());
+  error += " channels: name one as";
+  for (std::size_t p : assets[an->second].points) {
+    error += p == assets[an->second].points.front() ? " " : " or ";
+    error += points[p].key;
+  }
+  return nullptr;
 }
 
 }  // namespace vibgate::daemon

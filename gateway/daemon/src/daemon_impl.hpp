@@ -70,12 +70,17 @@ inline OutboxTotals outbox_totals(const OutboxStats& os) {
 enum class ModelState : std::uint8_t { none, learning, scoring, error };
 const char* to_string(ModelState s);
 
-// Runtime state of one asset; loop thread only.
-struct AssetRuntime {
-  AssetConfig cfg;
-  std::size_t index = 0;  // facade block
+// Runtime state of one measuring point: one channel of an asset, with its own model, learning,
+// alarm state machine and raw-sample ring. Loop thread only.
+struct PointRuntime {
+  AssetConfig cfg;        // the asset's configuration (shared by its points)
+  std::string channel;    // this point's channel
+  std::string key;        // model key: the asset name when it has one channel, else
+                          // "<asset>:<channel>" (storage models table, worker, CLI)
+  std::size_t index = 0;  // in Impl::points
+  std::size_t asset = 0;  // in Impl::assets (= the asset's facade block)
   std::unique_ptr<AssetAlarm> alarm;
-  std::map<std::uint64_t, std::uint64_t> alert_ids;  // alarm seq -> store alert id
+  std::map<std::uint64_t, std::uint64_t> alert_ids;                // alarm seq -> store alert id
   std::map<std::uint64_t, std::vector<storage::AlertEvent>> held;  // waiting for the id
   std::map<std::uint64_t, std::uint64_t> seq_of_id;                // store alert id -> seq
 
@@ -113,6 +118,14 @@ struct AssetRuntime {
   std::int64_t interval_start_ms = 0;
 };
 
+// One monitored asset: its points (one per channel) in configuration order, and its level
+// (the worst point's) as the write-back actions last saw it.
+struct AssetGroup {
+  std::string name;
+  std::vector<std::size_t> points;
+  AlarmLevel level = AlarmLevel::normal;
+};
+
 struct TagValue {
   ingest::TagSample sample;
 };
@@ -148,8 +161,10 @@ struct Daemon::Impl {
   std::uint64_t ticks = 0;
   Daemon* owner = nullptr;
 
-  std::vector<AssetRuntime> assets;
-  std::unordered_map<std::string, std::size_t> asset_by_channel;
+  std::vector<PointRuntime> points;
+  std::vector<AssetGroup> assets;
+  std::unordered_map<std::string, std::size_t> point_by_channel;
+  std::unordered_map<std::string, std::size_t> point_by_key;
   std::unordered_map<std::string, std::size_t> asset_by_name;
   std::map<std::string, TagValue> tags;  // "<device>/<tag>"
 
@@ -159,7 +174,7 @@ struct Daemon::Impl {
     std::uint64_t alerts_raised = 0, alerts_cleared = 0, alerts_acknowledged = 0;
     std::uint64_t store_errors = 0, models_trained = 0, model_errors = 0, reloads = 0;
     std::uint64_t reloads_refused = 0, tag_updates = 0, writes = 0, write_errors = 0;
-    double latency_ms_last = 0, latency_ms_max = 0;  // block arrival -> facade updated
+    double latency_ms_last = 0, latency_ms_max = 0;         // block arrival -> facade updated
     double poll_jitter_ms_p99 = 0, poll_jitter_ms_max = 0;  // of the last tick
   } counters;
   // The latest kLatencyRing latencies (ms, block arrival -> facade updated) for quantiles.
@@ -175,25 +190,29 @@ struct Daemon::Impl {
   void close_outputs();
   void route(const SampleBlock& block);
   void on_window(WindowResult r);
-  void on_transition(AssetRuntime& a, const AlarmTransition& t);
-  void run_actions(AssetRuntime& a, int from, int to);
-  void submit_alert_event(AssetRuntime& a, std::uint64_t seq, storage::AlertEvent e);
-  void store_result(AssetRuntime& a, const WindowResult& r, bool force_flush);
-  void publish_facade(AssetRuntime& a);
-  void learn(AssetRuntime& a, WindowResult& r);
-  void train(AssetRuntime& a, std::string why);
+  void on_transition(PointRuntime& a, const AlarmTransition& t);
+  void run_actions(const AssetGroup& g, int from, int to);
+  void submit_alert_event(PointRuntime& a, std::uint64_t seq, storage::AlertEvent e);
+  void store_result(PointRuntime& a, const WindowResult& r, bool force_flush);
+  void publish_facade(const AssetGroup& g);
+  AlarmLevel asset_level(const AssetGroup& g) const;
+  void learn(PointRuntime& a, WindowResult& r);
+  void train(PointRuntime& a, std::string why);
   void on_trained(std::size_t asset, std::shared_ptr<const analytics::Model> model,
                   std::string version, std::string path, std::string note, std::string error);
-  std::string activate_version(AssetRuntime& a, const std::string& version, std::string note);
+  std::string activate_version(PointRuntime& a, const std::string& version, std::string note);
   void init_models();
   void close_stale_alerts();
   void on_tick();
   std::vector<MetricSample> collect_metrics() const;
   std::string status_line() const;
-  std::string models_dir(const AssetRuntime& a) const;
+  std::string models_dir(const PointRuntime& a) const;
 
   // ---- daemon_control.cpp ----
   ControlReply handle(const ControlRequest& request);
+  // The point an operator named: "<asset>" (an asset with one channel) or "<asset>:<channel>".
+  // Returns null and sets `error` (one line) otherwise.
+  PointRuntime* find_point(const std::string& name, std::string& error);
 };
 
 }  // namespace vibgate::daemon

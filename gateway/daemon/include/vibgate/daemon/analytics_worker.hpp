@@ -14,7 +14,8 @@
 // its windows are only featurized (no score) and carry the raw model-input vector, which the
 // daemon collects to train the asset's baseline on site; swap_model() then starts scoring.
 //
-// Limit: one vibration channel per asset (AssetSpec::channel).
+// An "asset" here is one stream: the daemon gives every channel of a multi-channel asset its own
+// AssetSpec (named by its model key), so each channel has its own windower and model.
 #pragma once
 
 #include <chrono>
@@ -66,9 +67,9 @@ struct WindowResult {
   bool gap = false;  // samples were lost (gap_before, dropped or rejected block) right before
                      // this window; the window itself never spans the loss
   std::uint64_t model_generation = 0;  // 0 = the constructor's model, +1 per swap_model()
-  std::int64_t arrival_mono_ns = 0;  // monotonic time the block holding the window's last sample
-                                     // arrived (its first_sample + its duration); now minus this
-                                     // is the gateway's own latency
+  std::int64_t arrival_mono_ns = 0;    // monotonic time the block holding the window's last sample
+                                       // arrived (its first_sample + its duration); now minus this
+                                       // is the gateway's own latency
   bool learning = false;  // learning mode: score is NaN, verdict normal, model_input is set
   std::vector<float> model_input;  // learning mode: the raw model-input vector of the window
   double sample_rate_hz = 0.0;
@@ -103,9 +104,10 @@ class AnalyticsWorker {
   using ResultFn = std::function<void(WindowResult)>;
 
   // Starts the worker thread. Throws std::invalid_argument for an empty asset list, an empty or
-  // duplicate asset name or channel, neither a model nor a learn configuration, queue_capacity_blocks == 0 or a null
-  // on_result; std::invalid_argument from the Scorer for an unusable model configuration.
-  // on_result is called on the worker thread, one window at a time, in window order per asset.
+  // duplicate asset name or channel, neither a model nor a learn configuration,
+  // queue_capacity_blocks == 0 or a null on_result; std::invalid_argument from the Scorer for an
+  // unusable model configuration. on_result is called on the worker thread, one window at a time,
+  // in window order per asset.
   AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result);
   ~AnalyticsWorker();  // stop()
   AnalyticsWorker(const AnalyticsWorker&) = delete;
@@ -165,7 +167,7 @@ class AnalyticsWorker {
   std::deque<Item> queue_;
   std::vector<char> gap_next_;  // per asset: a block was dropped, mark the next accepted one
   std::vector<std::shared_ptr<const analytics::Model>> pending_models_;  // per asset, or null
-  std::vector<std::optional<analytics::FeatureConfig>> pending_learn_;  // per asset, or none
+  std::vector<std::optional<analytics::FeatureConfig>> pending_learn_;   // per asset, or none
   std::vector<std::uint64_t> pending_generation_;
   bool stopping_ = false;
   bool busy_ = false;

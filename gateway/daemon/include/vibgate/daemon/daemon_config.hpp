@@ -31,25 +31,30 @@ inline constexpr const char* kDefaultConfigPath = "/etc/vibgate/vibgate.toml";
 // the asset's level reaches `on`, write `value`; when it falls below again, write `reset_value`
 // (if set). Off unless configured.
 struct WriteAction {
-  int on_level = 2;       // 1 warning (warning or alarm), 2 alarm
-  std::string device;     // a configured Modbus [[device]]
-  bool coil = true;       // coil (FC 5) or holding register (FC 6)
+  int on_level = 2;    // 1 warning (warning or alarm), 2 alarm
+  std::string device;  // a configured Modbus [[device]]
+  bool coil = true;    // coil (FC 5) or holding register (FC 6)
   std::uint16_t address = 0;
   std::uint16_t value = 1;
   std::optional<std::uint16_t> reset_value;
 };
 
+inline constexpr std::size_t kMaxAssetChannels = 8;
+
 // One monitored machine.
 struct AssetConfig {
   std::string name;
-  std::string channel;     // the SampleBlock channel: "<device>/<waveform>" or a serial channel
+  // The asset's vibration channels (SampleBlock channels: "<device>/<waveform>" or serial
+  // channels), 1..kMaxAssetChannels, each owned by one asset. Every channel is scored by a model
+  // of its own (learned on its own data); the asset's level is its worst channel's.
+  std::vector<std::string> channels;
   std::string model_file;  // seed model (used while storage has no active version); "" = learn
   std::chrono::seconds learn{600};  // learning period of a new baseline
   std::size_t learn_min_windows = 64;
   // Features the baseline is learned with (the sample rate comes from the stream).
   analytics::FeatureConfig features;
-  std::string speed_tag;  // optional "<device>/<tag>": reported with each result
-  std::string load_tag;   // optional "<device>/<tag>"
+  std::string speed_tag;             // optional "<device>/<tag>": reported with each result
+  std::string load_tag;              // optional "<device>/<tag>"
   std::vector<WriteAction> actions;  // [[asset.action]], usually none
 };
 
@@ -60,7 +65,7 @@ struct PrometheusConfig {
 };
 
 struct DaemonConfig {
-  std::string source;     // the file it came from
+  std::string source;  // the file it came from
   std::string state_dir = "/var/lib/vibgate";
   std::string control_socket = "/run/vibgate/vibgate.sock";
   unsigned control_socket_mode = 0660;
