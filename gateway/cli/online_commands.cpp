@@ -85,6 +85,18 @@ int terminal_plot_width() {
   return 72;
 }
 
+CLI::Validator time_check() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        if (parse_time_point(text, 0)) return "";
+        std::string why = "'";
+        why += text;
+        why += "' is not a time (like 2026-11-24T10:00Z, 2026-11-24, 3d for three days ago, now)";
+        return why;
+      },
+      "TIME");
+}
+
 CLI::Validator duration_check() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
@@ -100,6 +112,25 @@ CLI::Validator duration_check() {
 }  // namespace
 
 // ---- pure helpers -------------------------------------------------------------------------
+
+std::optional<std::int64_t> parse_time_point(std::string_view text, std::int64_t now_ms) {
+  if (text == "now") return now_ms;
+  if (auto d = parse_duration(text)) return now_ms - d->count();
+  std::string t(text);
+  if (!t.empty() && (t.back() == 'Z' || t.back() == 'z')) t.pop_back();
+  for (char& c : t)
+    if (c == ' ') c = 'T';
+  for (const char* fmt : {"%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d"}) {
+    std::tm tm{};
+    const char* end = ::strptime(t.c_str(), fmt, &tm);
+    if (end && *end == '\0') {
+      const std::time_t secs = ::timegm(&tm);
+      if (secs == static_cast<std::time_t>(-1)) return std::nullopt;
+      return static_cast<std::int64_t>(secs) * 1000;
+    }
+  }
+  return std::nullopt;
+}
 
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (text.empty()) return std::nullopt;
@@ -749,6 +780,7 @@ struct OnlineCommands::State {
   double max_hz = 0.0;
   // model train
   std::string duration = "0";
+  std::string train_from, train_to;
 
   State(std::ostream& o, std::ostream& e) : out(o), err(e) {}
 
@@ -824,12 +856,23 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
       s.model->add_subcommand("rollback", "Return to the version active before the current one");
   s.model_rollback->add_option("asset", s.asset, "Asset name")->required();
   s.model_train = s.model->add_subcommand(
-      "train", "Relearn an asset's baseline from live data, then activate it");
+      "train",
+      "Relearn an asset's baseline from live data (or from stored windows with --from/--to), "
+      "then activate it");
   s.model_train->add_option("asset", s.asset, "Asset name")->required();
-  s.model_train
-      ->add_option("--duration", s.duration,
-                   "Live data to learn from (e.g. 10m; default: the asset's learn_s)")
-      ->check(duration_check());
+  auto* dur = s.model_train
+                  ->add_option("--duration", s.duration,
+                               "Live data to learn from (e.g. 10m; default: the asset's learn_s)")
+                  ->check(duration_check());
+  auto* from = s.model_train
+                   ->add_option("--from", s.train_from,
+                                "Train from the windows stored since this time (UTC date/time, "
+                                "or a duration back from now: 3d)")
+                   ->check(time_check())
+                   ->excludes(dur);
+  s.model_train->add_option("--to", s.train_to, "... until this time (default: now)")
+      ->check(time_check())
+      ->needs(from);
 
   for (CLI::App* cmd :
        {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum, s.queue,
@@ -989,6 +1032,19 @@ int OnlineCommands::State::run() {
   if (model_rollback->parsed()) {
     return model_change(vd::ModelCommand{vd::ModelCommand::Action::rollback, asset, ""},
                         "rollback");
+  }
+  if (model_train->parsed() && !train_from.empty()) {
+    const auto from = *parse_time_point(train_from, now);
+    const auto to = train_to.empty() ? now : *parse_time_point(train_to, now);
+    if (from <= 0 || to <= from) {
+      err << "vibgate: model train: --from must be before --to\n";
+      return kExitUsage;
+    }
+    std::string what = "train from the windows stored between ";
+    what += format_utc(from);
+    what += " and ";
+    what += format_utc(to);
+    return model_change(vd::TrainCommand{asset, 0, from, to}, what);
   }
   if (model_train->parsed()) {
     const auto d = parse_duration(duration);

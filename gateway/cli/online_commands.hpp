@@ -38,6 +38,11 @@ inline constexpr const char* kDefaultControlSocket = "/run/vibgate/vibgate.sock"
 // else (empty, negative, unknown unit, more than 100 years).
 std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
 
+// A point in time for --from/--to: "now", a duration back from now ("2h", "3d"), or a UTC
+// date/time "2026-11-24", "2026-11-24T10:30", "2026-11-24T10:30:00Z" ('T' or a space). Returns
+// ms since the Unix epoch, nullopt for anything else.
+std::optional<std::int64_t> parse_time_point(std::string_view text, std::int64_t now_ms);
+
 // Compact duration: "0s", "12s", "4m12s", "2h05m", "3d04h" (negative clamps to "0s").
 std::string format_duration(std::int64_t ms);
 // "12s ago" (`never` when then_ms is 0).

@@ -104,7 +104,14 @@ CREATE TRIGGER outbox_alert_gone AFTER DELETE ON outbox WHEN old.kind = 1 BEGIN
 END;
 )sql";
 
-constexpr const char* kMigrations[] = {kSchemaV1};
+// 1 -> 2: results keep one model-input vector per row (and the hash of the feature settings it
+//   was computed with) so a baseline can be retrained from history; NULL in older rows.
+constexpr const char* kSchemaV2 = R"sql(
+ALTER TABLE results ADD COLUMN model_input BLOB;
+ALTER TABLE results ADD COLUMN input_hash INTEGER;
+)sql";
+
+constexpr const char* kMigrations[] = {kSchemaV1, kSchemaV2};
 static_assert(std::size(kMigrations) == kSchemaVersion, "one migration step per schema version");
 
 enum class Verdict { ok, corrupt, newer, failed };

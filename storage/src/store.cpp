@@ -505,7 +505,8 @@ std::error_code Store::Impl::write(ResultRow& r, Outcome& out, BatchEffects& fx)
   detail::encode_metrics(r.features, blob_a);
   Stmt* s = wdb.cached(
       "INSERT INTO results(asset, channel, wall_ms, score, verdict, iso_zone, velocity_rms, "
-      "model_version, features, outbox_id) VALUES(?,?,?,?,?,?,?,?,?,?)");
+      "model_version, features, outbox_id, model_input, input_hash) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
   if (!s) return detail::sqlite_error(sqlite3_extended_errcode(wdb.get()));
   s->bind_text(1, r.asset);
   s->bind_text(2, r.channel);
@@ -520,6 +521,15 @@ std::error_code Store::Impl::write(ResultRow& r, Outcome& out, BatchEffects& fx)
     s->bind_int(10, static_cast<std::int64_t>(outbox_id));
   else
     s->bind_null(10);
+  std::string input_blob;
+  if (!r.model_input.empty()) {
+    input_blob = detail::encode_samples(r.model_input);
+    s->bind_blob(11, input_blob);
+    s->bind_int(12, static_cast<std::int64_t>(r.input_hash));
+  } else {
+    s->bind_null(11);
+    s->bind_null(12);
+  }
   if (auto ec = step_done(s)) return ec;
   out.id = static_cast<std::uint64_t>(wdb.last_rowid());
   return {};
@@ -1067,6 +1077,56 @@ void Store::flush() {
   const std::uint64_t want = ++im.flush_requested;
   im.work_cv.notify_one();
   im.flushed_cv.wait(lk, [&] { return im.flush_done >= want || im.writer_exited; });
+}
+
+ModelInputs read_model_inputs(const std::string& path, const ModelInputQuery& q,
+                              const std::string& vfs_name) {
+  ModelInputs out;
+  detail::Db db;
+  const auto fail = [&](std::string_view what) {
+    out.error = path;
+    out.error += ": ";
+    out.error += what;
+    out.error += db.errmsg();
+    out.rows.clear();
+    return std::move(out);
+  };
+  if (db.open(path, SQLITE_OPEN_READONLY, vfs_name))
+    return fail("cannot open for reading model inputs: ");
+  sqlite3_busy_timeout(db.get(), 5000);
+  Stmt* s = db.cached(
+      "SELECT model_input, input_hash FROM results WHERE asset = ? AND wall_ms >= ? AND "
+      "wall_ms <= ? AND (? = '' OR channel = ?) AND model_input IS NOT NULL ORDER BY wall_ms");
+  if (!s) return fail("cannot read model inputs: ");
+  StmtReset reset(*s);
+  s->bind_text(1, q.asset);
+  s->bind_int(2, q.from_ms);
+  s->bind_int(3, q.to_ms);
+  s->bind_text(4, q.channel);
+  s->bind_text(5, q.channel);
+  const std::size_t cap = std::max<std::size_t>(1, q.max_rows);
+  std::uint64_t lcg = 0x9E3779B97F4A7C15ull;
+  int rc;
+  while ((rc = s->step()) == SQLITE_ROW) {
+    if (static_cast<std::uint64_t>(s->col_int(1)) != q.input_hash) {
+      ++out.other_settings;
+      continue;
+    }
+    const auto blob = s->col_blob(0);
+    auto row = detail::decode_samples(blob.data(), blob.size());
+    if (row.empty()) continue;
+    ++out.matched;
+    if (out.rows.size() < cap) {
+      out.rows.push_back(std::move(row));
+    } else {
+      // Reservoir sampling: a uniform sample of the whole range in bounded memory.
+      lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+      const std::uint64_t j = (lcg >> 11) % out.matched;
+      if (j < cap) out.rows[j] = std::move(row);
+    }
+  }
+  if (rc != SQLITE_DONE) return fail("reading model inputs failed: ");
+  return out;
 }
 
 std::vector<ScorePoint> Store::recent_scores(const std::string& asset, std::int64_t from_ms,

@@ -456,6 +456,7 @@ TEST(AnalyticsWorker, LearningModeFeaturizesThenScoresAfterSwap) {
   // Same cut (window, hop, rate): the stream continues across the swap without a gap.
   ASSERT_EQ(all.size(), expected_windows(x.size()));
   std::vector<double> ref;
+  std::vector<std::vector<float>> ref_inputs;
   {
     analytics::Scorer scorer(model);
     analytics::Windower w2(4096, 2048);
@@ -463,11 +464,17 @@ TEST(AnalyticsWorker, LearningModeFeaturizesThenScoresAfterSwap) {
     w2.push(x, [&](std::span<const float> s, std::uint64_t) {
       scorer.score(s, sw);
       ref.push_back(sw.score);
+      std::vector<float> in(scorer.extractor().model_input_size());
+      scorer.extractor().model_input(sw.features, in);
+      ref_inputs.push_back(std::move(in));
     });
   }
+  // Scored windows carry their model input too (the daemon stores one per result interval for
+  // retraining from history), tagged with the hash of the settings that computed it.
   for (std::size_t i = 0; i < scored.size(); ++i) {
     EXPECT_FALSE(scored[i].learning) << i;
-    EXPECT_TRUE(scored[i].model_input.empty()) << i;
+    EXPECT_EQ(scored[i].model_input, ref_inputs[learned.size() + i]) << i;
+    EXPECT_EQ(scored[i].input_hash, model->features.hash()) << i;
     EXPECT_FALSE(scored[i].gap) << i;
     EXPECT_EQ(scored[i].score, ref[learned.size() + i]) << i;
   }

@@ -107,6 +107,57 @@ TEST(StoreTest, ResultsRoundTripAndOutboxRecord) {
   EXPECT_TRUE(st.last_error.empty()) << st.last_error;
 }
 
+// Model inputs stored with results come back for retraining: filtered by channel, time range and
+// feature-settings hash; a uniform sample beyond max_rows; rows without an input are skipped;
+// nothing of them goes into the uplink record.
+TEST(StoreTest, ModelInputsForRetrainingFromHistory) {
+  TempDir dir;
+  auto store = open_ok(options_for(dir.file("s.db")));
+  ASSERT_TRUE(store);
+  for (int i = 0; i < 100; ++i) {
+    ResultRow r = make_result("pump1", 1000 + i);
+    r.model_input = {static_cast<float>(i), 0.5f, -2.0f};
+    r.input_hash = i < 80 ? 77u : 78u;  // the last 20 with other feature settings
+    if (i % 2) r.channel = "pump1/nde_accel";
+    store->submit_result(std::move(r));
+  }
+  store->submit_result(make_result("pump1", 1200));  // no model input
+  store->flush();
+
+  ModelInputQuery q;
+  q.asset = "pump1";
+  q.from_ms = 1000;
+  q.to_ms = 2000;
+  q.input_hash = 77;
+  auto all = read_model_inputs(dir.file("s.db"), q);
+  EXPECT_EQ(all.error, "");
+  EXPECT_EQ(all.matched, 80u);
+  EXPECT_EQ(all.other_settings, 20u);
+  ASSERT_EQ(all.rows.size(), 80u);
+  EXPECT_EQ(all.rows[3], (std::vector<float>{3.0f, 0.5f, -2.0f}));
+
+  q.channel = "pump1/de_accel";
+  q.from_ms = 1010;
+  q.to_ms = 1019;
+  auto some = read_model_inputs(dir.file("s.db"), q);
+  ASSERT_EQ(some.rows.size(), 5u);  // 1010, 1012, ..., 1018
+  for (const auto& row : some.rows) EXPECT_EQ(static_cast<int>(row[0]) % 2, 0);
+
+  q.channel.clear();
+  q.from_ms = 0;
+  q.to_ms = 5000;
+  q.max_rows = 10;
+  auto sampled = read_model_inputs(dir.file("s.db"), q);
+  EXPECT_EQ(sampled.matched, 80u);
+  ASSERT_EQ(sampled.rows.size(), 10u);
+  float hi = 0;  // a uniform sample reaches beyond the first 10 rows
+  for (const auto& row : sampled.rows) hi = std::max(hi, row[0]);
+  EXPECT_GT(hi, 9.0f);
+
+  q.asset = "nosuch";
+  EXPECT_EQ(read_model_inputs(dir.file("s.db"), q).matched, 0u);
+}
+
 TEST(StoreTest, AlertLifecycleEventsAndDelivery) {
   TempDir dir;
   auto store = open_ok(options_for(dir.file("g.db")));

@@ -29,13 +29,16 @@ struct AnalyticsWorker::Asset {
   std::unique_ptr<analytics::FeatureExtractor> extractor;
   analytics::Features learn_features;
   std::unique_ptr<analytics::Windower> windower;
-  std::uint64_t pushed = 0;   // samples pushed into the windower since its last reset
-  bool gap_pending = false;   // flag the next window
-  bool rate_logged = false;   // one log line per asset for wrong sample rates
-  bool restart_next = false;  // a block was rejected: restart the stream at the next one
+  std::uint64_t pushed = 0;        // samples pushed into the windower since its last reset
+  bool gap_pending = false;        // flag the next window
+  bool rate_logged = false;        // one log line per asset for wrong sample rates
+  bool restart_next = false;       // a block was rejected: restart the stream at the next one
   std::uint64_t spectrum_due = 0;  // stream samples until the next spectrum is attached
   analytics::ScoredWindow scored;
-  std::vector<float> converted;  // unit-converted samples when block and model units differ
+  std::vector<float> converted;
+  std::optional<std::uint64_t>
+      input_hash;  // hash of config(); reset when it changes  // unit-converted samples when block
+                   // and model units differ
 
   // The configuration windows are cut and featurized with (model's or learning's).
   const analytics::FeatureConfig& config() const { return model ? model->features : *learn; }
@@ -66,6 +69,7 @@ struct AnalyticsWorker::Asset {
     learn.reset();
     extractor.reset();
     generation = gen;
+    input_hash.reset();
   }
   void set_learning(analytics::FeatureConfig f) {
     recut(f, model || learn);
@@ -73,7 +77,9 @@ struct AnalyticsWorker::Asset {
     scorer.reset();
     extractor.reset();
     learn = std::move(f);
-    if (learn->sample_rate_hz > 0) extractor = std::make_unique<analytics::FeatureExtractor>(*learn);
+    input_hash.reset();
+    if (learn->sample_rate_hz > 0)
+      extractor = std::make_unique<analytics::FeatureExtractor>(*learn);
   }
 };
 
@@ -306,12 +312,13 @@ void AnalyticsWorker::process(Item& item) {
     try {
       a.extractor = std::make_unique<analytics::FeatureExtractor>(f);
       a.learn = std::move(f);
+      a.input_hash.reset();
       spdlog::info("analytics: asset '{}': learning at {} Hz", a.name, b.sample_rate_hz);
     } catch (const std::exception& e) {
       if (!a.rate_logged) {
         a.rate_logged = true;
-        spdlog::error("analytics: asset '{}': cannot learn at {} Hz: {}", a.name,
-                      b.sample_rate_hz, e.what());
+        spdlog::error("analytics: asset '{}': cannot learn at {} Hz: {}", a.name, b.sample_rate_hz,
+                      e.what());
       }
       std::lock_guard lock(mu_);
       ++stats_.rejected_blocks;
@@ -319,6 +326,7 @@ void AnalyticsWorker::process(Item& item) {
     }
   }
   const analytics::FeatureConfig& cfg = a.config();
+  if (!a.input_hash) a.input_hash = cfg.hash();
 
   if (!(b.sample_rate_hz == cfg.sample_rate_hz)) {
     if (!a.rate_logged) {
@@ -370,6 +378,8 @@ void AnalyticsWorker::process(Item& item) {
       if (a.scorer) {
         a.scorer->score(window, a.scored);
         fx = &a.scorer->extractor();
+        r.model_input.resize(fx->model_input_size());
+        fx->model_input(a.scored.features, r.model_input);
       } else {
         a.extractor->extract(window, a.learn_features);
         r.model_input.resize(a.extractor->model_input_size());
@@ -389,6 +399,7 @@ void AnalyticsWorker::process(Item& item) {
     r.sample_rate_hz = rate;
     r.arrival_mono_ns = b.first_sample.mono_ns + offset_ns(b.samples.size(), rate);
     r.learning = !a.scorer;
+    r.input_hash = *a.input_hash;
     r.score = a.scorer ? a.scored.score : std::numeric_limits<double>::quiet_NaN();
     r.verdict = a.scorer ? a.scored.verdict : Verdict::normal;
     if (a.spectrum_due <= cfg.hop()) {

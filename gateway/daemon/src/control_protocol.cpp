@@ -92,6 +92,8 @@ std::string encode_request_frame(const ControlRequest& request) {
           auto* o = m.mutable_train();
           o->set_asset(c.asset);
           o->set_duration_s(c.duration_s);
+          o->set_from_ms(c.from_ms);
+          o->set_to_ms(c.to_ms);
         } else if constexpr (std::is_same_v<T, SpectrumQuery>) {
           m.mutable_spectrum()->set_asset(c.asset);
         } else {
@@ -160,7 +162,8 @@ std::optional<ControlRequest> decode_request(std::string_view body) {
       break;
     }
     case pb::Request::kTrain:
-      r.command = TrainCommand{m.train().asset(), m.train().duration_s()};
+      r.command = TrainCommand{m.train().asset(), m.train().duration_s(), m.train().from_ms(),
+                               m.train().to_ms()};
       break;
     case pb::Request::kSpectrum:
       r.command = SpectrumQuery{m.spectrum().asset()};

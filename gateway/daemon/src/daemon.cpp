@@ -384,32 +384,80 @@ void Daemon::Impl::learn(PointRuntime& a, WindowResult& r) {
 
 // Trains on a thread of its own (seconds of CPU); the result is posted back to the loop.
 void Daemon::Impl::train(PointRuntime& a, std::string note) {
-  a.training = true;
   analytics::FeatureConfig features = a.cfg.features;
   features.sample_rate_hz = a.learn_rate_hz;
+  auto rows = std::make_shared<std::vector<std::vector<float>>>(std::move(a.rows));
+  a.rows.clear();
+  a.rows.shrink_to_fit();
+  a.rows_seen = 0;
+  start_trainer(a, features, std::move(note), [rows](std::string&) { return std::move(*rows); });
+}
+
+void Daemon::Impl::train_from_history(PointRuntime& a, analytics::FeatureConfig features,
+                                      std::int64_t from_ms, std::int64_t to_ms) {
+  storage::ModelInputQuery q;
+  q.asset = a.cfg.name;
+  q.channel = a.channel;
+  q.from_ms = from_ms;
+  q.to_ms = to_ms;
+  q.input_hash = features.hash();
+  q.max_rows = kMaxLearnRows;
+  std::string note = "trained from the windows stored between ";
+  note += iso_utc(from_ms);
+  note += " and ";
+  note += iso_utc(to_ms);
+  const std::size_t min_rows = a.cfg.learn_min_windows;
+  start_trainer(a, std::move(features), std::move(note),
+                [path = cfg.store_uplink.store.path, vfs = cfg.store_uplink.store.vfs_name, q,
+                 min_rows](std::string& error) {
+                  auto in = storage::read_model_inputs(path, q, vfs);
+                  if (!in.error.empty()) {
+                    error = std::move(in.error);
+                  } else if (in.rows.size() < min_rows) {
+                    error = "only ";
+                    error += std::to_string(in.rows.size());
+                    error += " stored windows in that range";
+                    if (in.other_settings > 0) {
+                      error += " (";
+                      error += std::to_string(in.other_settings);
+                      error += " more computed with other feature settings)";
+                    }
+                    error += ", learn_min_windows is ";
+                    error += std::to_string(min_rows);
+                  }
+                  return std::move(in.rows);
+                });
+}
+
+void Daemon::Impl::start_trainer(PointRuntime& a, analytics::FeatureConfig features,
+                                 std::string note, RowSource source) {
+  a.training = true;
   long next = 0;
   for (const auto& r : store->models(a.key))
     next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
   std::string version = std::to_string(next + 1);
   std::string path = models_dir(a) + "/v" + version + ".vgm";
   spdlog::info("asset '{}': training model version {} ({})", a.key, version, note);
-  std::thread([link = trainer, rows = std::move(a.rows), features, index = a.index, version, path,
+  std::thread([link = trainer, source = std::move(source), features, index = a.index, version, path,
                note]() mutable {
     std::shared_ptr<const analytics::Model> model;
     std::string error;
     try {
-      analytics::TrainingSummary summary;
-      summary.source = note;
-      summary.windows = rows.size();
-      summary.trained_at = iso_utc(now_ms());
-      summary.seed = 1;
-      analytics::TrainOptions topt;
-      topt.sample_budget = 2'000'000;  // bounds training to seconds on a gateway core
-      auto m = analytics::build_model(features, rows, topt, analytics::ThresholdRule{}, summary);
-      std::error_code ec;
-      fs::create_directories(fs::path(path).parent_path(), ec);
-      error = analytics::save_model(m, path);
-      if (error.empty()) model = std::make_shared<const analytics::Model>(std::move(m));
+      auto rows = source(error);
+      if (error.empty()) {
+        analytics::TrainingSummary summary;
+        summary.source = note;
+        summary.windows = rows.size();
+        summary.trained_at = iso_utc(now_ms());
+        summary.seed = 1;
+        analytics::TrainOptions topt;
+        topt.sample_budget = 2'000'000;  // bounds training to seconds on a gateway core
+        auto m = analytics::build_model(features, rows, topt, analytics::ThresholdRule{}, summary);
+        std::error_code ec;
+        fs::create_directories(fs::path(path).parent_path(), ec);
+        error = analytics::save_model(m, path);
+        if (error.empty()) model = std::make_shared<const analytics::Model>(std::move(m));
+      }
     } catch (const std::exception& e) {
       error = e.what();
     }
@@ -426,9 +474,6 @@ void Daemon::Impl::train(PointRuntime& a, std::string note) {
                          std::move(note), std::move(error));
     });
   }).detach();
-  a.rows.clear();
-  a.rows.shrink_to_fit();
-  a.rows_seen = 0;
 }
 
 void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics::Model> model,
@@ -440,7 +485,8 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
   if (!model) {
     ++counters.model_errors;
     a.model_error = error;
-    spdlog::error("asset '{}': training failed: {}; learning again", a.key, error);
+    spdlog::error("asset '{}': training failed: {}; {}", a.key, error,
+                  a.model ? "the active model stays" : "learning again");
     a.model_state = a.model ? ModelState::scoring : ModelState::learning;
     if (!a.model) a.learn_start_ms = 0;
     return;
@@ -767,9 +813,17 @@ void Daemon::Impl::store_result(PointRuntime& a, const WindowResult& r, bool for
   row.features.push_back({"alarm_level", static_cast<std::int64_t>(a.alarm->level())});
   if (!std::isfinite(row.score)) row.score = 0.0;
 
+  // One model input per interval, of its first window: a uniform-in-time history to retrain from.
+  if (cfg.keep_model_inputs && a.interval_input.empty() && !r.model_input.empty()) {
+    a.interval_input = r.model_input;
+    a.interval_hash = r.input_hash;
+  }
   const auto flush = [this, &a] {
     if (!a.best) return;
     ++counters.results_stored;
+    a.best->model_input = std::move(a.interval_input);
+    a.best->input_hash = a.interval_hash;
+    a.interval_input.clear();
     store->submit_result(std::move(*a.best), [this](std::error_code ec, std::uint64_t) {
       if (ec) boost::asio::post(io, [this] { ++counters.store_errors; });
     });
@@ -1153,6 +1207,7 @@ std::string Daemon::reload(DaemonConfig next) {
   // Applied now: log level, alarm parameters (assets currently normal), ingest.
   spdlog::set_level(spdlog::level::from_str(next.log_level));
   d.cfg.log_level = next.log_level;
+  d.cfg.keep_model_inputs = next.keep_model_inputs;
   const auto& oa = cur.alarm;
   const auto& na = next.alarm;
   const bool alarm_changed =

@@ -373,6 +373,14 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
                 mi.threshold = static_cast<double>(a.model->threshold_int8);
               out.push_back(std::move(mi));
             }
+            // A training in progress, or the last one's failure (cleared by the next success).
+            if (a.training || !a.model_error.empty()) {
+              ModelInfo mi;
+              mi.asset = a.key;
+              mi.state = a.training ? "training" : "failed";
+              mi.note = a.training ? std::string() : a.model_error;
+              out.push_back(std::move(mi));
+            }
           }
           if (!c.asset.empty() && !asset_by_name.count(c.asset) && !point_by_key.count(c.asset))
             return error_reply(unknown_asset(c.asset));
@@ -417,6 +425,31 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           if (!ap) return error_reply(std::move(err));
           PointRuntime& a = *ap;
           if (a.training) return error_reply("train: asset '" + a.key + "' is training now");
+          if (c.from_ms > 0 || c.to_ms > 0) {
+            if (!(c.from_ms > 0 && c.to_ms > c.from_ms))
+              return error_reply("train: the time range is empty (--from must be before --to)");
+            // The stored inputs were computed with the active model's features (or, while
+            // learning, the configured ones at the stream's rate): train with the same.
+            analytics::FeatureConfig f = a.cfg.features;
+            if (a.model) {
+              f = a.model->features;
+            } else if (a.learn_rate_hz > 0 || a.ring_rate_hz > 0) {
+              f.sample_rate_hz = a.learn_rate_hz > 0 ? a.learn_rate_hz : a.ring_rate_hz;
+            } else {
+              return error_reply("train: asset '" + a.key +
+                                 "' has delivered no samples yet (its sample rate is unknown)");
+            }
+            train_from_history(a, std::move(f), c.from_ms, c.to_ms);
+            std::vector<ModelInfo> out;
+            ModelInfo mi;
+            mi.asset = a.key;
+            mi.state = "training";
+            mi.note =
+                "training from the stored windows in the range; the new version becomes active "
+                "when done (vibgate model list shows it, or the error)";
+            out.push_back(std::move(mi));
+            return ok_reply(std::move(out));
+          }
           if (!worker) return error_reply("train: no analytics running");
           analytics::FeatureConfig f = a.cfg.features;
           f.sample_rate_hz = 0;

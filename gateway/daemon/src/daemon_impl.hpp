@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -113,9 +114,12 @@ struct PointRuntime {
   double spectrum_bin_hz = 0.0;
   std::int64_t spectrum_ms = 0;
 
-  // Result aggregation (highest score per interval).
+  // Result aggregation (highest score per interval), with the model input of the interval's
+  // first window (stored for retraining from history).
   std::optional<storage::ResultRow> best;
   std::int64_t interval_start_ms = 0;
+  std::vector<float> interval_input;
+  std::uint64_t interval_hash = 0;
 };
 
 // One monitored asset: its points (one per channel) in configuration order, and its level
@@ -198,6 +202,13 @@ struct Daemon::Impl {
   AlarmLevel asset_level(const AssetGroup& g) const;
   void learn(PointRuntime& a, WindowResult& r);
   void train(PointRuntime& a, std::string why);
+  // Trains from the model inputs stored in [from_ms, to_ms] (computed with `features`).
+  void train_from_history(PointRuntime& a, analytics::FeatureConfig features, std::int64_t from_ms,
+                          std::int64_t to_ms);
+  // Runs `rows()` then training on a thread of its own; the result comes back to on_trained.
+  using RowSource = std::function<std::vector<std::vector<float>>(std::string& error)>;
+  void start_trainer(PointRuntime& a, analytics::FeatureConfig features, std::string note,
+                     RowSource rows);
   void on_trained(std::size_t asset, std::shared_ptr<const analytics::Model> model,
                   std::string version, std::string path, std::string note, std::string error);
   std::string activate_version(PointRuntime& a, const std::string& version, std::string note);

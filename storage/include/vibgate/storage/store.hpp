@@ -32,7 +32,7 @@
 
 namespace vibgate::storage {
 
-inline constexpr int kSchemaVersion = 1;  // PRAGMA user_version written by this build
+inline constexpr int kSchemaVersion = 2;  // PRAGMA user_version written by this build
 
 enum class Durability : std::uint8_t { balanced = 0, full = 1 };
 const char* to_string(Durability d);
@@ -68,6 +68,26 @@ struct ResultRow {
   std::string model_version;
   std::vector<Metric> features;  // feature summary (a few named values)
   bool uplink = true;
+  // Optional: the model-input vector of one window of the row's interval, and the hash of the
+  // feature settings it was computed with (analytics::FeatureConfig::hash()), so a baseline can
+  // be retrained from history (Store::model_inputs). Kept local: never uplinked.
+  std::vector<float> model_input;
+  std::uint64_t input_hash = 0;
+};
+
+// Stored model inputs of one asset channel over a time range (Store::model_inputs).
+struct ModelInputQuery {
+  std::string asset;
+  std::string channel;                  // "" = every channel of the asset
+  std::int64_t from_ms = 0, to_ms = 0;  // inclusive wall-clock range
+  std::uint64_t input_hash = 0;         // only rows computed with these feature settings
+  std::size_t max_rows = 20000;         // a uniform sample beyond this many
+};
+struct ModelInputs {
+  std::vector<std::vector<float>> rows;
+  std::uint64_t matched = 0;         // rows in range with these settings (>= rows.size())
+  std::uint64_t other_settings = 0;  // rows in range computed with other feature settings
+  std::string error;                 // "" or one line
 };
 
 enum class AlertLevel : std::uint8_t { warning = 1, alarm = 2 };
@@ -156,8 +176,8 @@ struct StoreStats {
   std::uint64_t quota_bytes = 0;
   std::uint64_t commits = 0;
   std::uint64_t rows_written = 0;
-  std::uint64_t queued_rows = 0;   // waiting for the writer
-  std::uint64_t refused_rows = 0;  // submit_* refused (queue full / storage fault)
+  std::uint64_t queued_rows = 0;          // waiting for the writer
+  std::uint64_t refused_rows = 0;         // submit_* refused (queue full / storage fault)
   std::uint64_t sqlite_memory_bytes = 0;  // heap memory SQLite holds now (page caches, ...;
                                           // process-wide: sqlite3_memory_used())
   // Evictions by class (persistent across restarts).
@@ -239,6 +259,14 @@ struct OpenResult {
   std::string notice;   // e.g. "moved corrupt database aside to ..." (may be
                         // set on success)
 };
+
+// Reads stored model inputs (ResultRow::model_input) for retraining from the database at `path`
+// (a Store's StoreOptions::path and vfs_name). Opens a read-only connection of its own for the
+// call, so a long scan neither holds a Store's reader connection nor blocks its commits, and does
+// not need the Store to outlive it: meant for a trainer thread (about a second per 100 000 rows).
+// Errors come back in ModelInputs::error. Thread: any.
+ModelInputs read_model_inputs(const std::string& path, const ModelInputQuery& query,
+                              const std::string& vfs_name = "");
 
 }  // namespace vibgate::storage
 

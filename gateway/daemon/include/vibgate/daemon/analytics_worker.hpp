@@ -70,8 +70,9 @@ struct WindowResult {
   std::int64_t arrival_mono_ns = 0;    // monotonic time the block holding the window's last sample
                                        // arrived (its first_sample + its duration); now minus this
                                        // is the gateway's own latency
-  bool learning = false;  // learning mode: score is NaN, verdict normal, model_input is set
-  std::vector<float> model_input;  // learning mode: the raw model-input vector of the window
+  bool learning = false;               // learning mode: score is NaN, verdict normal
+  std::vector<float> model_input;      // the raw model-input vector of the window (both modes)
+  std::uint64_t input_hash = 0;        // FeatureConfig::hash() of the settings it was computed with
   double sample_rate_hz = 0.0;
   // At most once per second of signal: the window's single-sided amplitude spectrum (bin k at
   // k * spectrum_bin_hz, input units); null in the other windows.

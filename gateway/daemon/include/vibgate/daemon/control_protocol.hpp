@@ -12,8 +12,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace vibgate::daemon {
@@ -61,7 +61,10 @@ struct ModelCommand {
 // configured learn_s), train, register a new version and activate it.
 struct TrainCommand {
   std::string asset;
-  std::uint32_t duration_s = 0;
+  std::uint32_t duration_s = 0;  // live learning period (0: the asset's learn_s)
+  // Both > 0: train from the model inputs stored between these times (UTC ms) instead.
+  std::int64_t from_ms = 0;
+  std::int64_t to_ms = 0;
 };
 // The latest amplitude spectrum of an asset's channel.
 struct SpectrumQuery {
@@ -88,9 +91,9 @@ struct StatusInfo {
   std::uint32_t assets = 0;
   std::uint32_t active_alerts = 0;
   std::string config_path;
-  std::string uplink_state;     // "disabled", "connecting", "connected", "online", plus last error
+  std::string uplink_state;  // "disabled", "connecting", "connected", "online", plus last error
   std::int64_t outbox_oldest_ms = 0;  // 0 = empty
-  std::string storage_error;    // last storage error ("" when healthy)
+  std::string storage_error;          // last storage error ("" when healthy)
   // Every counter of the daemon (polls, errors, windows scored, alerts, queue depths, drops,
   // evictions ...), name -> value, in a stable order; the Prometheus page shows the same.
   std::vector<std::pair<std::string, double>> counters;
@@ -103,8 +106,8 @@ struct DeviceInfo {
   std::int64_t last_ok_ms = 0;
   std::uint64_t errors = 0;
   std::string last_error;
-  std::string state;  // "online", "degraded", "offline"
-  double rtt_ms = 0.0;  // average request round trip (Modbus); 0 for serial
+  std::string state;        // "online", "degraded", "offline"
+  double rtt_ms = 0.0;      // average request round trip (Modbus); 0 for serial
   std::uint64_t polls = 0;  // Modbus polls or serial frames
 };
 struct TagInfo {
@@ -125,8 +128,8 @@ struct AssetInfo {
   std::int64_t last_window_ms = 0;
   std::string model_version;  // active version ("" = none)
   std::string channel;
-  double learning_progress = 0.0;  // 0..1 while model_state is "learning"
-  bool acknowledged = false;       // the active alert was acknowledged
+  double learning_progress = 0.0;     // 0..1 while model_state is "learning"
+  bool acknowledged = false;          // the active alert was acknowledged
   std::uint64_t active_alert_id = 0;  // 0 = none
 };
 struct AlertInfo {
@@ -171,7 +174,7 @@ struct ModelInfo {
   std::int64_t trained_ms = 0;
   double threshold = 0.0;
   std::string version;
-  std::string note;          // how it was made ("learned on site from 300 s, 1170 windows")
+  std::string note;  // how it was made ("learned on site from 300 s, 1170 windows")
   std::string feature_hash;
 };
 struct SpectrumMarker {
@@ -181,8 +184,8 @@ struct SpectrumMarker {
 struct Spectrum {
   std::string asset;
   std::int64_t ts_ms = 0;
-  double bin_hz = 0.0;            // width of one bin; bin k is at k * bin_hz
-  std::vector<float> amplitude;   // single-sided amplitude spectrum (input units, e.g. g)
+  double bin_hz = 0.0;           // width of one bin; bin k is at k * bin_hz
+  std::vector<float> amplitude;  // single-sided amplitude spectrum (input units, e.g. g)
   std::vector<SpectrumMarker> markers;
 };
 

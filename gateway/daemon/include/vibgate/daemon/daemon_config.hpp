@@ -74,7 +74,9 @@ struct DaemonConfig {
   std::size_t analytics_queue_blocks = 64;
   std::chrono::milliseconds result_interval{1000};  // per asset, the highest-score window of
                                                     // each interval is stored and uplinked
-  double snapshot_s = 1.0;  // seconds of raw waveform stored with every raised alert
+  double snapshot_s = 1.0;        // seconds of raw waveform stored with every raised alert
+  bool keep_model_inputs = true;  // store a model-input vector with every result row (about
+                                  // 160 bytes), so `vibgate model train --from --to` can retrain
 
   ingest::IngestConfig ingest;
   StoreUplinkConfig store_uplink;
