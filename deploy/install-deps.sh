@@ -10,6 +10,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3 libmosquitto-dev libssl-dev mosquitto mosquitto-clients openssl
   python3-pymodbus python3-paho-mqtt mbpoll socat
   libgtest-dev libgmock-dev libbenchmark-dev
+  debhelper lintian help2man man-db
   python3 python3-numpy python3-scipy
 )
 
