@@ -10,21 +10,22 @@
 #
 # Environment: DEMO_LEARN_S (default 30) baseline learning time, DEMO_TIMEOUT_S (default 180)
 # how long to wait for the pump2 alarm, DEMO_MQTT_PORT (default 1883), DEMO_KEEP=1 keep running
-# after the alarm until Ctrl-C (the default when run from a terminal outside CI).
+# after the alarm until Ctrl-C (the default when run from a terminal outside CI), VIBGATE_BUILD_DIR
+# (default build/) the build tree to use.
 # Exit status: 0 when pump2 (and rig3 with recordings) alarmed and fan1 and pump2's healthy
 # non-drive end did not, else 1.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/deploy/install-deps.sh"
 VIBGATE_TARGET="vibgate vibgated vibgate-sim" "$root/deploy/build.sh" >/dev/null
-B="$root/build/gateway"
+B="${VIBGATE_BUILD_DIR:-$root/build}/gateway"
 data="${VIBGATE_DATA_DIR:-$root/../shared/data/bearings}"
 learn_s="${DEMO_LEARN_S:-30}"
 timeout_s="${DEMO_TIMEOUT_S:-180}"
 mqtt_port="${DEMO_MQTT_PORT:-1883}"
 
 # State (database, models, control socket) in the build tree: the daemon refuses sockets under /tmp.
-run="$root/build/demo"
+run="${VIBGATE_BUILD_DIR:-$root/build}/demo"
 if [ ${#run} -gt 80 ]; then run="${XDG_RUNTIME_DIR:-$HOME/.cache}/vibgate-demo"; fi
 rm -rf "$run"
 mkdir -p "$run/state"
