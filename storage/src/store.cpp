@@ -1130,19 +1130,23 @@ ModelInputs read_model_inputs(const std::string& path, const ModelInputQuery& q,
 }
 
 std::vector<ScorePoint> Store::recent_scores(const std::string& asset, std::int64_t from_ms,
-                                             std::int64_t to_ms, std::size_t limit) {
+                                             std::int64_t to_ms, std::size_t limit,
+                                             const std::string& channel) {
   std::vector<ScorePoint> out;
   auto& im = *impl_;
   std::lock_guard rl(im.reader_mu);
   Stmt* s = im.rdb.cached(
       "SELECT wall_ms, channel, score, verdict, iso_zone, velocity_rms FROM results "
-      "WHERE asset = ? AND wall_ms >= ? AND wall_ms <= ? ORDER BY wall_ms DESC, id DESC LIMIT ?");
+      "WHERE asset = ? AND wall_ms >= ? AND wall_ms <= ? AND (? = '' OR channel = ?) "
+      "ORDER BY wall_ms DESC, id DESC LIMIT ?");
   if (!s) return out;
   StmtReset reset(*s);
   s->bind_text(1, asset);
   s->bind_int(2, from_ms);
   s->bind_int(3, to_ms);
-  s->bind_int(4, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+  s->bind_text(4, channel);
+  s->bind_text(5, channel);
+  s->bind_int(6, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
   while (s->step() == SQLITE_ROW) {
     ScorePoint p;
     p.wall_ms = s->col_int(0);

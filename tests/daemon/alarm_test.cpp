@@ -199,6 +199,26 @@ TEST(AlarmClear, AfterExactlyMConsecutiveWindows) {
   EXPECT_EQ(d.alarm.active_seq(), 0u);
 }
 
+// A reload replaces the state machine of a normal asset with new parameters; the alert numbering
+// must continue, or the daemon's seq -> alert id map would send a new alert's clear to an old
+// alert (bug found in review).
+TEST(AlarmReload, ContinuingKeepsTheAlertNumbering) {
+  Driver d(score_only());
+  d.feed_n(3, 1.5);
+  ASSERT_EQ(d.alarm.active_seq(), 1u);
+  d.feed_n(5, 0.1);
+  ASSERT_EQ(d.alarm.level(), AlarmLevel::normal);
+  AlarmConfig next = score_only();
+  next.raise_k = 2;
+  d.alarm = AssetAlarm::continuing(next, d.alarm);
+  EXPECT_EQ(d.alarm.config(), next);
+  EXPECT_EQ(d.alarm.level(), AlarmLevel::normal);
+  const auto raised = d.feed_n(2, 1.5);  // the new k = 2 applies
+  ASSERT_EQ(raised.size(), 1u);
+  EXPECT_EQ(raised[0].raised_seq, 2u);
+  EXPECT_EQ(d.alarm.active_seq(), 2u);
+}
+
 TEST(AlarmClear, EvidenceIsConsumedByAClear) {
   // n > m: without consuming, old hits still in the ring would re-raise at once.
   AlarmConfig c = score_only();

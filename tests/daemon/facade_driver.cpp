@@ -1,7 +1,8 @@
 // facade_driver.cpp — test driver for the Modbus TCP facade (used by
 // tests/daemon/test_facade_mbpoll.py, where mbpoll plays the PLC).
 //
-//   facade_driver PORT ASSETS [MAX_CLIENTS [IDLE_TIMEOUT_MS [UNIT_ID]]]
+//   facade_driver PORT ASSETS [MAX_CLIENTS [IDLE_TIMEOUT_MS [UNIT_ID [ALLOW]]]]
+// (ALLOW: comma-separated allow-list entries, e.g. "127.0.0.1,10.0.0.0/8")
 //
 // Starts a ModbusFacade on 127.0.0.1:PORT with ASSETS assets named a0, a1, ... and prints
 // "ready <port>" — or "error <message>" and exits 1 when start() fails (bad configuration, busy
@@ -9,7 +10,8 @@
 //   update I SCORE LEVEL ZONE VRMS MODEL [ACK [UNIX_S]]  -> "ok" | "error <why>"
 //   beat                                                 -> "ok"
 //   health STORAGE_OK UPLINK_CONNECTED OUTBOX_DEPTH      -> "ok"
-//   stats       -> "stats connections=N refused=N dropped=N idle_closed=N requests=N exceptions=N"
+//   stats       -> "stats connections=N refused=N not_allowed=N dropped=N idle_closed=N
+//                   requests=N exceptions=N"
 //   quit (or end of input) -> stop(); "stopped <ms>" (how long stop() took); exit 0
 // The facade's log lines go to stderr.
 #include <chrono>
@@ -72,6 +74,8 @@ std::string run_command(vibgate::daemon::ModbusFacade& facade, const std::string
     o += std::to_string(st.connections);
     o += " refused=";
     o += std::to_string(st.refused);
+    o += " not_allowed=";
+    o += std::to_string(st.not_allowed);
     o += " dropped=";
     o += std::to_string(st.dropped);
     o += " idle_closed=";
@@ -105,6 +109,11 @@ int main(int argc, char** argv) {
   if (argc > 3) cfg.max_clients = std::stoul(argv[3]);
   if (argc > 4) cfg.idle_timeout = std::chrono::milliseconds(std::stol(argv[4]));
   if (argc > 5) cfg.unit_id = static_cast<std::uint8_t>(std::stoul(argv[5]));
+  if (argc > 6) {
+    std::stringstream list(argv[6]);
+    std::string net;
+    while (std::getline(list, net, ',')) cfg.allow.push_back(net);
+  }
 
   vibgate::daemon::ModbusFacade facade(cfg);
   if (const std::string e = facade.start(); !e.empty()) {

@@ -17,7 +17,9 @@ if any check failed.
   d) robustness: garbage and a stalled half frame do not delay other clients, garbage is dropped
      with one log line; pipelined requests answered in order; more than max_clients refused while
      the others keep working; idle clients closed; 200 random frames do not hurt;
-  e) lifecycle: a busy port and a bad configuration are reported; "quit" ends within 1 s.
+  e) lifecycle: a busy port and a bad configuration are reported; "quit" ends within 1 s;
+  f) allow-list: a listed client is served, one from 127.0.0.2 is closed at once, counted and
+     logged; a malformed entry is refused at start.
 """
 
 import os
@@ -498,6 +500,38 @@ def check_lifecycle(c, exe, port):
         d.quit()
 
 
+def check_allow_list(c, exe):
+    """modbus_facade.allow: only listed addresses/networks are served. Loopback is 127.0.0.0/8,
+    so a client bound to 127.0.0.2 is "another host" without leaving the machine."""
+    port = free_port()
+    d = Driver(exe, port, 1, 4, 60000, 1, "127.0.0.1,10.0.0.0/8")
+    try:
+        if not c.check("allow-list: driver ready with allow = 127.0.0.1, 10.0.0.0/8", d.ready, d.first):
+            return
+        rc, v, out = mbpoll(port, 1, 1, 1, "3")
+        c.check("allow-list: a listed client (127.0.0.1, mbpoll) is served", rc == 0 and 1 in v,
+                last_line(out))
+        other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        other.settimeout(2.0)
+        other.bind(("127.0.0.2", 0))
+        other.connect(("127.0.0.1", port))
+        other.sendall(read_req(7, 1, 4, 0, 1))
+        c.check("allow-list: a client from 127.0.0.2 is closed at once, unanswered",
+                closed_by_peer(other, 2.0))
+        other.close()
+        st = d.stats()
+        c.check("allow-list: the refusal is counted (not_allowed)", st.get("not_allowed") == 1, st)
+    finally:
+        d.quit()
+        err = d.err.decode(errors="replace")
+        c.check("allow-list: the refusal is logged naming the peer and the key",
+                "refused 127.0.0.2:" in err and "modbus_facade.allow" in err, err[-300:])
+    bad = Driver(exe, free_port(), 1, 4, 60000, 1, "10.0.0.0/33")
+    c.check("allow-list: a malformed entry is refused at start, naming the key",
+            not bad.ready and bad.first and "modbus_facade.allow" in bad.first, bad.first)
+    bad.quit()
+
+
 def main():
     c = Checks()
     exe = os.environ.get("VIBGATE_FACADE_DRIVER")
@@ -531,6 +565,7 @@ def main():
                 lines[0] if lines else err[-400:])
         c.check("log: no error lines", "[error]" not in err, [l for l in err.splitlines() if "[error]" in l][:3])
     check_idle(c, exe)
+    check_allow_list(c, exe)
 
     print(f"{c.passed} passed, {c.failed} failed")
     return 1 if c.failed else 0

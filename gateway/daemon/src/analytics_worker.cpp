@@ -35,10 +35,8 @@ struct AnalyticsWorker::Asset {
   bool restart_next = false;       // a block was rejected: restart the stream at the next one
   std::uint64_t spectrum_due = 0;  // stream samples until the next spectrum is attached
   analytics::ScoredWindow scored;
-  std::vector<float> converted;
-  std::optional<std::uint64_t>
-      input_hash;  // hash of config(); reset when it changes  // unit-converted samples when block
-                   // and model units differ
+  std::vector<float> converted;  // unit-converted samples when block and model units differ
+  std::optional<std::uint64_t> input_hash;  // hash of config(); reset when it changes
 
   // The configuration windows are cut and featurized with (model's or learning's).
   const analytics::FeatureConfig& config() const { return model ? model->features : *learn; }

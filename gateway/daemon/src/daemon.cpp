@@ -143,10 +143,15 @@ std::string Daemon::Impl::lock_state_dir() {
 std::string Daemon::Impl::models_dir(const PointRuntime& a) const {
   std::string dir = cfg.state_dir + "/models/" + a.cfg.name;
   if (a.cfg.channels.size() > 1) {
-    std::string ch = a.channel;
-    std::replace(ch.begin(), ch.end(), '/', '_');
     dir += '/';
-    dir += ch;
+    for (char c : a.channel) {  // '/' as "%2F" (and '%' as "%25"): distinct channels, distinct dirs
+      if (c == '/')
+        dir += "%2F";
+      else if (c == '%')
+        dir += "%25";
+      else
+        dir += c;
+    }
   }
   return dir;
 }
@@ -485,10 +490,13 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
   if (!model) {
     ++counters.model_errors;
     a.model_error = error;
+    a.train_error = error;
     spdlog::error("asset '{}': training failed: {}; {}", a.key, error,
                   a.model ? "the active model stays" : "learning again");
     a.model_state = a.model ? ModelState::scoring : ModelState::learning;
-    if (!a.model) a.learn_start_ms = 0;
+    // Learning restarts its clock only when no live learning is under way (a failed training
+    // from history leaves a running live collection alone).
+    if (!a.model && a.rows_seen == 0) a.learn_start_ms = 0;
     return;
   }
   ++counters.models_trained;
@@ -541,6 +549,7 @@ std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& v
   a.model_version = version;
   a.model_state = ModelState::scoring;
   a.model_error.clear();
+  a.train_error.clear();
   spdlog::info("asset '{}': model version {} active", a.key, version);
   publish_facade(assets[a.asset]);
   return "";
@@ -625,6 +634,9 @@ void Daemon::Impl::on_window(WindowResult r) {
   }
   if (transition) {
     on_transition(a, *transition);
+    // [alarm] changed by a reload while this point was raised: the new parameters apply now.
+    if (a.alarm->level() == AlarmLevel::normal && !(a.alarm->config() == cfg.alarm))
+      a.alarm = std::make_unique<AssetAlarm>(AssetAlarm::continuing(cfg.alarm, *a.alarm));
     // Write-back follows the asset's level, the worst of its points.
     const AlarmLevel level = asset_level(g);
     if (level != g.level) {
@@ -1081,6 +1093,11 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
         static_cast<double>(f.requests));
     add("vibgate_facade_connections_total", "Modbus facade connections", T::counter,
         static_cast<double>(f.connections));
+    add("vibgate_facade_refused_total", "Modbus facade connections closed at once: max_clients",
+        T::counter, static_cast<double>(f.refused));
+    add("vibgate_facade_not_allowed_total",
+        "Modbus facade connections closed at once: address not in modbus_facade.allow", T::counter,
+        static_cast<double>(f.not_allowed));
   }
   for (const auto& a : points) {
     std::vector<std::pair<std::string, std::string>> l{{"asset", a.cfg.name},
@@ -1165,6 +1182,8 @@ void Daemon::shutdown(std::chrono::milliseconds budget, std::function<void()> do
       for (auto& a : d.points) {
         if (a.best) {
           ++d.counters.results_stored;
+          a.best->model_input = std::move(a.interval_input);
+          a.best->input_hash = a.interval_hash;
           d.store->submit_result(std::move(*a.best));
           a.best.reset();
         }
@@ -1219,7 +1238,7 @@ std::string Daemon::reload(DaemonConfig next) {
   if (alarm_changed) {
     for (auto& a : d.points) {
       if (a.alarm->level() == AlarmLevel::normal)
-        a.alarm = std::make_unique<AssetAlarm>(na);
+        a.alarm = std::make_unique<AssetAlarm>(AssetAlarm::continuing(na, *a.alarm));
       else
         ++deferred;
     }

@@ -87,6 +87,18 @@ void parse_facade(Section& s, DaemonConfig& c) {
   f.port = static_cast<std::uint16_t>(s.integer("port", f.port, 1, 65535));
   f.unit_id = static_cast<std::uint8_t>(s.integer("unit_id", f.unit_id, 1, 247));
   f.max_clients = static_cast<std::size_t>(s.integer("max_clients", 8, 1, 64));
+  if (const toml::array* allow = s.array("allow")) {
+    for (std::size_t i = 0; i < allow->size(); ++i) {
+      auto net = allow->get(i)->value<std::string>();
+      if (!net) s.fail("allow", "must hold strings: IPv4 addresses or networks (\"10.0.0.0/24\")");
+      f.allow.push_back(*net);
+    }
+    FacadeConfig probe;
+    probe.allow = f.allow;
+    probe.assets = {"x"};
+    if (std::string err = validate(probe); !err.empty())
+      s.fail("allow", err.substr(err.find(": ") + 2));
+  }
   f.idle_timeout = std::chrono::milliseconds(1000 * s.integer("idle_timeout_s", 60, 1, 86400));
   s.reject_unknown();
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <type_traits>
 
 #include "daemon_impl.hpp"
@@ -286,31 +287,23 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             return error_reply("trend: metric must be score, vrms or iso, got '" + metric + "'");
           const std::int64_t until = c.until_ms > 0 ? c.until_ms : now_ms();
           const std::int64_t since = c.since_ms > 0 ? c.since_ms : until - 3600 * 1000;
-          const auto rows = store->recent_scores(asset, since, until, 20000);
+          const auto rows = store->recent_scores(asset, since, until, 20000, channel);
           Trend t;
           t.asset = c.asset;
           t.metric = metric;
-          for (const auto& p : rows) {
-            if (!channel.empty() && p.channel != channel) continue;
+          // Several channels: at each stored row the worst value among every channel's latest
+          // (each channel's value is carried forward until its next row).
+          std::map<std::string, double> latest;
+          for (const auto& p : rows) {  // oldest first
             const double v = metric == "score"  ? p.score
                              : metric == "vrms" ? p.velocity_rms_mm_s
                                                 : static_cast<double>(p.iso_zone);
-            t.points.push_back({p.wall_ms, v});
-          }
-          std::sort(t.points.begin(), t.points.end(),
-                    [](const TrendPoint& x, const TrendPoint& y) { return x.ts_ms < y.ts_ms; });
-          if (channels > 1) {
-            // Several channels: one point per result interval, the worst channel's value.
-            const std::int64_t step = std::max<std::int64_t>(1000, cfg.result_interval.count());
-            std::vector<TrendPoint> merged;
-            for (const auto& p : t.points) {
-              if (!merged.empty() && p.ts_ms / step == merged.back().ts_ms / step) {
-                merged.back().value = std::max(merged.back().value, p.value);
-              } else {
-                merged.push_back(p);
-              }
+            double shown = v;
+            if (channels > 1) {
+              latest[p.channel] = v;
+              for (const auto& [ch, x] : latest) shown = std::max(shown, x);
             }
-            t.points = std::move(merged);
+            t.points.push_back({p.wall_ms, shown});
           }
           // Downsample to max_points buckets, keeping each bucket's maximum (peaks matter).
           const std::size_t maxp = c.max_points == 0 ? 500 : c.max_points;
@@ -374,11 +367,11 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
               out.push_back(std::move(mi));
             }
             // A training in progress, or the last one's failure (cleared by the next success).
-            if (a.training || !a.model_error.empty()) {
+            if (a.training || !a.train_error.empty()) {
               ModelInfo mi;
               mi.asset = a.key;
               mi.state = a.training ? "training" : "failed";
-              mi.note = a.training ? std::string() : a.model_error;
+              mi.note = a.training ? std::string() : a.train_error;
               out.push_back(std::move(mi));
             }
           }

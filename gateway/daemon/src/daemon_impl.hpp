@@ -96,6 +96,7 @@ struct PointRuntime {
   ModelState model_state = ModelState::none;
   std::string model_version;  // active version ("" none)
   std::string model_error;
+  std::string train_error;  // the last training's failure ("" after a success)
   std::shared_ptr<const analytics::Model> model;
 
   // Learning.
@@ -209,7 +210,7 @@ struct Daemon::Impl {
   using RowSource = std::function<std::vector<std::vector<float>>(std::string& error)>;
   void start_trainer(PointRuntime& a, analytics::FeatureConfig features, std::string note,
                      RowSource rows);
-  void on_trained(std::size_t asset, std::shared_ptr<const analytics::Model> model,
+  void on_trained(std::size_t point, std::shared_ptr<const analytics::Model> model,
                   std::string version, std::string path, std::string note, std::string error);
   std::string activate_version(PointRuntime& a, const std::string& version, std::string note);
   void init_models();

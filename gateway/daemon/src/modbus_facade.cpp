@@ -25,8 +25,10 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -128,9 +130,35 @@ struct Client {
   Clock::time_point last_rx{};
 };
 
+// "a.b.c.d" or "a.b.c.d/n" -> (network, mask) in host byte order; nullopt when malformed.
+std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_ipv4_net(const std::string& text) {
+  const auto slash = text.find('/');
+  const std::string addr = text.substr(0, slash);
+  in_addr a{};
+  if (inet_pton(AF_INET, addr.c_str(), &a) != 1) return std::nullopt;
+  int bits = 32;
+  if (slash != std::string::npos) {
+    const std::string n = text.substr(slash + 1);
+    if (n.empty() || n.size() > 2 || !std::all_of(n.begin(), n.end(), ::isdigit))
+      return std::nullopt;
+    bits = std::stoi(n);
+    if (bits > 32) return std::nullopt;
+  }
+  const std::uint32_t mask = bits == 0 ? 0u : ~std::uint32_t{0} << (32 - bits);
+  return std::make_pair(ntohl(a.s_addr) & mask, mask);
+}
+
 }  // namespace
 
 std::string validate(const FacadeConfig& c) {
+  for (const auto& net : c.allow) {
+    if (!parse_ipv4_net(net)) {
+      std::string e = "modbus_facade.allow: '";
+      e += net;
+      e += "' is not an IPv4 address or network (\"10.0.0.7\", \"10.0.0.0/24\")";
+      return e;
+    }
+  }
   in_addr a{};
   if (inet_pton(AF_INET, c.bind_address.c_str(), &a) != 1) {
     std::string e = "modbus_facade.bind: '";
@@ -169,8 +197,9 @@ struct ModbusFacade::Impl {
   mutable std::mutex mu;
   Shared shared;  // guarded by mu
 
-  std::atomic<std::uint64_t> connections{0}, refused{0}, dropped{0}, idle_closed{0}, requests{0},
-      exceptions{0};
+  std::atomic<std::uint64_t> connections{0}, refused{0}, not_allowed{0}, dropped{0}, idle_closed{0},
+      requests{0}, exceptions{0};
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> allow;  // parsed cfg.allow (empty: any)
 
   // Serving thread only (set up by start() before the thread exists).
   std::thread thread;
@@ -305,6 +334,19 @@ void ModbusFacade::Impl::accept_pending(Clock::time_point now) {
         spdlog::warn("modbus facade: accept on {}: {}", where, std::strerror(errno));
       accept_paused_until = now + kAcceptPause;
       return;
+    }
+    if (!allow.empty()) {
+      const std::uint32_t ip = ntohl(peer.sin_addr.s_addr);
+      const bool ok = std::any_of(allow.begin(), allow.end(),
+                                  [ip](const auto& n) { return (ip & n.second) == n.first; });
+      if (!ok) {
+        ++not_allowed;
+        if (log_limit.allow(now))
+          spdlog::warn("modbus facade: {}: refused {}: not in modbus_facade.allow", where,
+                       peer_name(peer));
+        ::close(fd);
+        continue;
+      }
     }
     if (clients.size() < cfg.max_clients) {
       add_client(fd, peer, now);
@@ -480,10 +522,14 @@ ModbusFacade::~ModbusFacade() { stop(); }
 std::string ModbusFacade::start() {
   if (impl_->thread.joinable() || impl_->ctx) return "modbus_facade: already started";
   if (std::string e = validate(impl_->cfg); !e.empty()) return e;
+  impl_->allow.clear();
+  for (const auto& net : impl_->cfg.allow) impl_->allow.push_back(*parse_ipv4_net(net));
   if (std::string e = impl_->open(); !e.empty()) return e;
   impl_->thread = std::thread([this] { impl_->run(); });
-  spdlog::info("modbus facade: serving {} asset(s) on {} unit {} (read-only, map version {})",
-               impl_->cfg.assets.size(), impl_->where, impl_->cfg.unit_id, fm::kVersion);
+  spdlog::info("modbus facade: serving {} asset(s) on {} unit {} (read-only, map version {}, {})",
+               impl_->cfg.assets.size(), impl_->where, impl_->cfg.unit_id, fm::kVersion,
+               impl_->allow.empty() ? std::string("any client")
+                                    : std::to_string(impl_->allow.size()) + " allowed network(s)");
   return "";
 }
 
@@ -532,8 +578,15 @@ std::chrono::steady_clock::time_point ModbusFacade::last_update(std::size_t asse
 
 FacadeStats ModbusFacade::stats() const {
   const Impl& i = *impl_;
-  return {i.connections.load(), i.refused.load(),  i.dropped.load(),
-          i.idle_closed.load(), i.requests.load(), i.exceptions.load()};
+  FacadeStats s;
+  s.connections = i.connections.load();
+  s.refused = i.refused.load();
+  s.not_allowed = i.not_allowed.load();
+  s.dropped = i.dropped.load();
+  s.idle_closed = i.idle_closed.load();
+  s.requests = i.requests.load();
+  s.exceptions = i.exceptions.load();
+  return s;
 }
 
 }  // namespace vibgate::daemon

@@ -229,8 +229,11 @@ class Store : public OutboxSource {
   void flush();
 
   // ---- reads: any thread, block on the reader connection (not on commits) ----
+  // The newest `limit` results of an asset (of one channel when `channel` is not empty) in
+  // [from_ms, to_ms], oldest first.
   std::vector<ScorePoint> recent_scores(const std::string& asset, std::int64_t from_ms,
-                                        std::int64_t to_ms, std::size_t limit = 1000);
+                                        std::int64_t to_ms, std::size_t limit = 1000,
+                                        const std::string& channel = "");
   std::vector<AlertInfo> alerts(std::optional<AlertState> state = std::nullopt,
                                 std::size_t limit = 1000);
   std::vector<HealthEvent> health_history(const std::string& device, std::int64_t from_ms,

@@ -33,6 +33,8 @@ struct AlarmConfig {
   int raise_n = 5;
   int clear_m = 5;            // a level clears after m consecutive windows clearly below it:
   double clear_ratio = 0.85;  // score < clear_ratio * threshold and zone < the level's zone
+
+  bool operator==(const AlarmConfig&) const = default;
 };
 
 inline constexpr int kMaxRaiseN = 64;  // upper bound of raise_n (the ring of recent windows)
@@ -122,6 +124,14 @@ class AssetAlarm {
  public:
   // Precondition: validate(config) is empty (an invalid config is clamped to safe values).
   explicit AssetAlarm(AlarmConfig config = {});
+
+  // A fresh state machine with `config` that continues `previous`'s alert numbering (the caller's
+  // seq -> alert id map stays valid). For replacing the parameters of an asset that is normal.
+  static AssetAlarm continuing(AlarmConfig config, const AssetAlarm& previous) {
+    AssetAlarm a(config);
+    a.last_seq_ = previous.last_seq_;
+    return a;
+  }
 
   // Feeds one window (in time order). Returns the transition it caused, if any (at most one
   // per window). A window with `gap` or a non-finite score is "no evidence": it is counted but

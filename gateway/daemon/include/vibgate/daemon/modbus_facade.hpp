@@ -73,6 +73,9 @@ struct FacadeConfig {
   // unit id gets exception 0B GATEWAY TARGET DEVICE FAILED TO RESPOND.
   std::uint8_t unit_id = 1;
   std::size_t max_clients = 8;  // further connections are accepted and closed at once
+  // Client allow-list: IPv4 addresses ("10.1.2.7") or networks ("10.1.2.0/24"); a connection
+  // from anywhere else is accepted and closed at once (counted, logged). Empty = any client.
+  std::vector<std::string> allow;
   // A client that sends nothing for this long is disconnected.
   std::chrono::milliseconds idle_timeout{60000};
   std::vector<std::string> assets;  // asset i gets block i; the order is the PLC's contract
@@ -106,6 +109,7 @@ struct GatewayHealth {
 struct FacadeStats {
   std::uint64_t connections = 0;  // accepted and served
   std::uint64_t refused = 0;      // closed at once: max_clients reached
+  std::uint64_t not_allowed = 0;  // closed at once: the client's address is not in `allow`
   std::uint64_t dropped = 0;      // closed for sending something that is not Modbus/TCP
   std::uint64_t idle_closed = 0;  // closed by the idle timeout
   std::uint64_t requests = 0;     // complete requests answered (normal or exception)
