@@ -533,6 +533,20 @@ def scenario_credentials(work, decode):
         rc = d.wait(40)
         C.check("i: right credentials: drained", rc == 0, d.stderr()[-300:])
         C.check("i: the password is never logged (success path)", "s3cret-pw" not in d.stderr())
+        os.chmod(good, 0o644)
+        d = Driver(os.path.join(work, "i_loose.db"), broker.port, "--produce", 10,
+                   "--credentials-file", good, "--exit-when-drained", "--timeout", 30)
+        rc = d.wait(40)
+        err = d.stderr()
+        C.check("i: a group/world-readable credentials file still works, with one warning "
+                "naming it and its mode", rc == 0 and err.count("readable by group or others") == 1
+                and good in err and "mode 644" in err, err[-300:])
+        os.chmod(good, 0o600)
+        d = Driver(os.path.join(work, "i_tight.db"), broker.port, "--produce", 10,
+                   "--credentials-file", good, "--exit-when-drained", "--timeout", 30)
+        rc = d.wait(40)
+        C.check("i: no warning for a 0600 credentials file", rc == 0 and
+                "readable by group or others" not in d.stderr(), d.stderr()[-300:])
         time.sleep(0.3)
         recs, problems = spb_records(Spb(col.messages(), decode))
         check_delivery("i", recs, range(1, 301))

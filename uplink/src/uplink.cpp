@@ -8,6 +8,8 @@
 // bounded by max_inflight.
 #include "vibgate/uplink/uplink.hpp"
 
+#include <sys/stat.h>
+
 #include <mosquitto.h>
 #include <spdlog/spdlog.h>
 
@@ -93,14 +95,17 @@ class TokenBucket {
   Clock::time_point last_ = Clock::now();
 };
 
-// Reads "user\npassword\n". Errors name the file.
+// Reads "user\npassword\n". Errors name the file. Sets *loose_mode to the file's permission
+// bits when group or others may read or write it (0 otherwise): the caller warns.
 bool read_credentials(const std::string& path, std::string* user, std::string* password,
-                      std::string* error) {
+                      std::string* error, unsigned* loose_mode) {
   std::ifstream in(path);
   if (!in) {
     *error = "credentials_file " + path + ": cannot open";
     return false;
   }
+  struct stat st {};
+  *loose_mode = ::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0 ? (st.st_mode & 0777) : 0;
   std::getline(in, *user);
   std::getline(in, *password);
   auto trim = [](std::string& s) {
@@ -284,8 +289,16 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
     o.max_inflight = cfg_.max_inflight + 16;
     if (!cfg_.credentials_file.empty()) {
       std::string err;
-      if (!read_credentials(cfg_.credentials_file, &o.username, &o.password, &err)) {
+      unsigned loose = 0;
+      if (!read_credentials(cfg_.credentials_file, &o.username, &o.password, &err, &loose)) {
         return connection_closed(err);
+      }
+      if (loose != 0 && !credentials_warned_) {  // once per run: it is read at every connect
+        credentials_warned_ = true;
+        spdlog::warn(
+            "uplink: credentials_file {}: readable by group or others (mode {:03o}); "
+            "chmod 600 it",
+            cfg_.credentials_file, loose);
       }
     }
     if (cfg_.profile == Profile::sparkplug) {
@@ -740,6 +753,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
   std::shared_ptr<MqttConnection> conn_;
   Clock::time_point connected_at_{};
   bool running_ = false;
+  bool credentials_warned_ = false;
   bool connected_ = false;
   bool online_ = false;
   bool pump_scheduled_ = false;
