@@ -76,3 +76,8 @@ set_tests_properties(daemon_e2e PROPERTIES
 vibgate_add_pytest(daemon_stop daemon/test_daemon_stop.py)
 set_property(TEST daemon_stop APPEND PROPERTY ENVIRONMENT
   "VIBGATE_GATEWAY_DIR=$<TARGET_FILE_DIR:vibgated>" "VIBGATE_TEST_WORK=${CMAKE_CURRENT_BINARY_DIR}")
+# Kill -9 crash loop (tests/fault/crash_loop.py, docs/reliability.md): the daemon killed at random
+# moments against the simulator and a real broker, then integrity, delivery, order and duplicate
+# checks. A short version here; `crash_loop.py --cycles 50` is the full one.
+vibgate_add_pytest(crash_loop fault/crash_loop.py --cycles 8 --build ${CMAKE_BINARY_DIR})
+set_tests_properties(crash_loop PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)

@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""Kill -9 crash loop (issue 7, docs/reliability.md): the real daemon against the plant simulator
+and a real mosquitto broker, killed with SIGKILL at random moments — while it learns, trains and
+swaps models, ingests, commits and drains — and restarted, CYCLES times. Then one orderly run
+drains the outbox and the checks run:
+
+  * PRAGMA integrity_check is "ok";
+  * every result row the store holds (committed = acknowledged as stored) reached the broker
+    at least once: its outbox id is among the JSON records' msg_id;
+  * every alert event the store holds reached the broker at least once (counted by kind);
+  * per asset, the first arrivals of the msg_ids are in increasing order (order holds across
+    crashes; redeliveries come later);
+  * a duplicate (a msg_id received twice, normal after a crash) carries the same record.
+
+Usage: crash_loop.py [--cycles 50] [--build build] [--seed S]
+Prints the counts and "N passed, M failed"; exits 1 if a check failed. Loopback only; every wait
+bounded; every process stopped by PID. Not part of tests/run.sh yet (it takes ~6 s a cycle).
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "uplink"))
+from checks import Checks  # noqa: E402
+import mqtt_env  # noqa: E402
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_until(fn, timeout, every=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(every)
+
+
+def con2_count(db, sql):
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cycles", type=int, default=50)
+    ap.add_argument("--build", default=os.path.join(HERE, "..", "..", "build"))
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    args = ap.parse_args()
+    gw = os.path.join(os.path.abspath(args.build), "gateway")
+    rnd = random.Random(args.seed)
+    C = Checks()
+    work = tempfile.mkdtemp(prefix="crash-", dir=os.path.abspath(args.build))
+    state = os.path.join(work, "state")
+    os.makedirs(state)
+    sock = os.path.join(state, "vibgate.sock")
+    procs = []
+    try:
+        broker = mqtt_env.Broker(os.path.join(work, "broker"))
+        broker.start(timeout=15)
+        col = mqtt_env.Collector(broker.port, topics=("vibgate/#",))
+        C.check("collector connected", col.wait_connected(10))
+        base = free_port()
+        sim_cmd = [f"{gw}/vibgate-sim", "--devices", "2", "--base-port", str(base), "--rate",
+                   "25600", "--samples", "4096", "--defect", "outer", "--fault-start", "15"]
+        devices = subprocess.run(sim_cmd + ["--print-gateway-config"], check=True,
+                                 capture_output=True, text=True).stdout
+        names = [ln.split('"')[1] for ln in devices.splitlines()
+                 if ln.startswith("name = ") and "sim" in ln]
+        cfg = os.path.join(work, "vibgated.toml")
+        with open(cfg, "w") as f:
+            f.write(f'[daemon]\nstate_dir = "{state}"\ncontrol_socket = "{sock}"\n'
+                    'log_level = "info"\nresult_interval_ms = 500\n')
+            f.write(f'[uplink]\nhost = "127.0.0.1"\nport = {broker.port}\nprofile = "json"\n'
+                    'edge_node_id = "crash"\n')
+            f.write(f'[modbus_facade]\nport = {free_port()}\n')
+            f.write(devices)
+            for n in names:
+                f.write(f'[[asset]]\nname = "{n}"\nchannel = "{n}/accel"\nlearn_s = 5\n'
+                        'learn_min_windows = 16\n')
+        sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(sim)
+        log = open(os.path.join(work, "vibgated.log"), "ab")
+
+        def start():
+            d = subprocess.Popen([f"{gw}/vibgated", "-c", cfg], stdout=log, stderr=log)
+            procs.append(d)
+            return d
+
+        def up(d):
+            return wait_until(lambda: not d.poll() is None or subprocess.run(
+                [f"{gw}/vibgate", "status", "--socket", sock], capture_output=True).returncode == 0,
+                20) and d.poll() is None
+
+        # First an orderly run learns the baselines (the loop then scores, alarms while the
+        # simulated bearing fault grows from t = 15 s, and kills through all of it).
+        d = start()
+        C.check("first start", up(d))
+
+        def learned():
+            r = subprocess.run([f"{gw}/vibgate", "model", "list", "--json", "--socket", sock],
+                               capture_output=True, text=True)
+            try:
+                m = json.loads(r.stdout)
+            except ValueError:
+                return False
+            return len([x for x in m if x["state"] == "active"]) == len(names)
+        C.check("baselines learned before the fault appears", wait_until(learned, 30, 0.5))
+        d.send_signal(signal.SIGTERM)
+        d.wait(10)
+
+        started_ok = 0
+        t0 = time.monotonic()
+        for i in range(args.cycles):
+            d = start()
+            if up(d):
+                started_ok += 1
+            time.sleep(rnd.uniform(0.05, 4.0))  # learning, training, swapping, scoring, draining
+            d.send_signal(signal.SIGKILL)
+            d.wait(10)
+        C.check(f"{args.cycles} SIGKILL cycles: the daemon came up every time "
+                f"({started_ok}/{args.cycles}, {time.monotonic() - t0:.0f} s)",
+                started_ok == args.cycles)
+
+        # The orderly run: drain everything, then stop.
+        d = start()
+        C.check("final start after the loop", up(d))
+
+        def drained():
+            r = subprocess.run([f"{gw}/vibgate", "queue", "--json", "--socket", sock],
+                               capture_output=True, text=True)
+            try:
+                q = json.loads(r.stdout)
+            except ValueError:
+                return None
+            return q if q["depth"] == 0 and q["uplink_connected"] else None
+        time.sleep(3)
+        q = wait_until(drained, 90, 0.5)
+        C.check("the outbox drains completely after the loop", q is not None, str(q))
+        d.send_signal(signal.SIGTERM)
+        C.check("SIGTERM: exit 0", d.wait(10) == 0)
+        time.sleep(1.0)  # the collector receives the last publications
+        col.stop()
+
+        db = os.path.join(state, "vibgate.db")
+        con = sqlite3.connect(db)
+        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+        C.check("PRAGMA integrity_check", integrity == "ok", integrity)
+        result_ids = {r[0] for r in con.execute(
+            "SELECT outbox_id FROM results WHERE outbox_id IS NOT NULL")}
+        # Stored at the final SIGTERM after the uplink said goodbye: still queued for the next run.
+        pending = {r[0] for r in con.execute("SELECT id FROM outbox")}
+        n_results = con.execute("SELECT count(*) FROM results").fetchone()[0]
+        n_alert_events = con.execute("SELECT count(*) FROM alert_events").fetchone()[0]
+        n_alerts = con.execute("SELECT count(*) FROM alerts").fetchone()[0]
+        con.close()
+
+        recs = []
+        for m in col.messages("vibgate/"):
+            if m.topic.endswith("/status"):
+                continue
+            try:
+                recs.append(json.loads(m.payload))
+            except ValueError:
+                pass
+        by_id = {}
+        dup_mismatch = 0
+        dups = 0
+        for r in recs:
+            key = r["msg_id"]
+            core = (r["asset"], r["kind"], r["ts"], json.dumps(r["metrics"], sort_keys=True))
+            if key in by_id:
+                dups += 1
+                if by_id[key] != core:
+                    dup_mismatch += 1
+            else:
+                by_id[key] = core
+        got_results = {k for k, v in by_id.items() if v[1] == "result"}
+        got_alerts = {k for k, v in by_id.items() if v[1] == "alert"}
+        missing = result_ids - got_results - pending
+        C.check(f"every stored result reached the broker or waits in the outbox ({n_results} "
+                f"rows, {len(result_ids & got_results)} delivered, {len(result_ids & pending)} "
+                f"still queued, {len(missing)} missing)", not missing and n_results > 0,
+                sorted(missing)[:10])
+        pending_alerts = con2_count(db, "SELECT count(*) FROM outbox WHERE kind = 1")
+        C.check(f"every stored alert event reached the broker or waits in the outbox "
+                f"({n_alert_events} events of {n_alerts} alerts, {len(got_alerts)} distinct alert "
+                f"records received, {pending_alerts} queued)",
+                len(got_alerts) + pending_alerts >= n_alert_events and n_alert_events > 0)
+        order_ok = True
+        seen = set()
+        last = {}
+        for r in recs:
+            if r["msg_id"] in seen:
+                continue
+            seen.add(r["msg_id"])
+            k = (r["asset"], r["lane"])
+            if r["msg_id"] < last.get(k, -1):
+                order_ok = False
+            last[k] = r["msg_id"]
+        C.check("per asset and lane, first arrivals in msg_id order", order_ok)
+        C.check(f"duplicates carry the same record ({dups} duplicates after the crashes)",
+                dup_mismatch == 0, f"{dup_mismatch} mismatches")
+        print(f"seed {args.seed}: {args.cycles} cycles, {n_results} results, {n_alert_events} "
+              f"alert events, {len(recs)} records received, {dups} duplicates", flush=True)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        try:
+            broker.stop()
+        except Exception:  # noqa: BLE001
+            pass
+    print(f"{C.passed} passed, {C.failed} failed")
+    return 1 if C.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
