@@ -22,7 +22,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,16 +31,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "uplink"))
+sys.path.insert(0, os.path.join(HERE, "..", "sim"))
 from checks import Checks  # noqa: E402
 import mqtt_env  # noqa: E402
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from test_sim_mbpoll import free_port  # noqa: E402  (tests/sim/test_sim_mbpoll.py)
 
 
 def wait_until(fn, timeout, every=0.2):

@@ -139,7 +139,7 @@ std::string Daemon::Impl::lock_state_dir() {
   return "";
 }
 
-// models/<asset> for an asset with one channel, models/<asset>/<channel, '/' as '_'> otherwise.
+// models/<asset> for an asset with one channel, models/<asset>/<channel, '/' as %2F> otherwise.
 std::string Daemon::Impl::models_dir(const PointRuntime& a) const {
   std::string dir = cfg.state_dir + "/models/" + a.cfg.name;
   if (a.cfg.channels.size() > 1) {
@@ -168,6 +168,7 @@ std::string Daemon::Impl::start() {
   for (std::size_t i = 0; i < cfg.assets.size(); ++i) {
     AssetGroup g;
     g.name = cfg.assets[i].name;
+    g.index = i;
     for (const auto& ch : cfg.assets[i].channels) {
       PointRuntime a;
       a.cfg = cfg.assets[i];
@@ -696,7 +697,7 @@ void Daemon::Impl::publish_facade(const AssetGroup& g) {
   s.alert_acknowledged = any_active && all_acked;
   if (last_ms > 0)
     s.window_end = std::chrono::system_clock::time_point(std::chrono::milliseconds(last_ms));
-  facade->update(g.points.empty() ? 0 : points[g.points.front()].asset, s);
+  facade->update(g.index, s);
 }
 
 void Daemon::Impl::on_transition(PointRuntime& a, const AlarmTransition& t) {
@@ -830,29 +831,36 @@ void Daemon::Impl::store_result(PointRuntime& a, const WindowResult& r, bool for
     a.interval_input = r.model_input;
     a.interval_hash = r.input_hash;
   }
-  const auto flush = [this, &a] {
-    if (!a.best) return;
-    ++counters.results_stored;
-    a.best->model_input = std::move(a.interval_input);
-    a.best->input_hash = a.interval_hash;
-    a.interval_input.clear();
-    store->submit_result(std::move(*a.best), [this](std::error_code ec, std::uint64_t) {
-      if (ec) boost::asio::post(io, [this] { ++counters.store_errors; });
-    });
-    a.best.reset();
-  };
   const auto interval = cfg.result_interval.count();
   if (interval == 0) {
     a.best = std::move(row);
-    flush();
+    flush_result(a, true);
     return;
   }
   if (!a.best || row.score > a.best->score) a.best = std::move(row);
   if (a.interval_start_ms == 0) a.interval_start_ms = r.wall_ms;
   if (force_flush || r.wall_ms - a.interval_start_ms >= interval) {
-    flush();
+    flush_result(a, true);
     a.interval_start_ms = r.wall_ms;
   }
+}
+
+// Submits the interval's result row (if any) with the interval's model input. count_errors:
+// a failed commit is counted on the loop (not at shutdown, when the loop may be gone).
+void Daemon::Impl::flush_result(PointRuntime& a, bool count_errors) {
+  if (!a.best) return;
+  ++counters.results_stored;
+  a.best->model_input = std::move(a.interval_input);
+  a.best->input_hash = a.interval_hash;
+  a.interval_input.clear();
+  if (count_errors) {
+    store->submit_result(std::move(*a.best), [this](std::error_code ec, std::uint64_t) {
+      if (ec) boost::asio::post(io, [this] { ++counters.store_errors; });
+    });
+  } else {
+    store->submit_result(std::move(*a.best));
+  }
+  a.best.reset();
 }
 
 // ---- housekeeping --------------------------------------------------------------------------
@@ -1179,15 +1187,7 @@ void Daemon::shutdown(std::chrono::milliseconds budget, std::function<void()> do
     }
     // The worker's last results were posted before stop() returned; they run before this.
     boost::asio::post(d.io, [&d, done]() {
-      for (auto& a : d.points) {
-        if (a.best) {
-          ++d.counters.results_stored;
-          a.best->model_input = std::move(a.interval_input);
-          a.best->input_hash = a.interval_hash;
-          d.store->submit_result(std::move(*a.best));
-          a.best.reset();
-        }
-      }
+      for (auto& a : d.points) d.flush_result(a, false);
       d.close_outputs();
       const auto ss = d.store->stats();
       spdlog::info("stopped: storage flushed ({} rows written, {} queued)", ss.rows_written,
@@ -1229,11 +1229,7 @@ std::string Daemon::reload(DaemonConfig next) {
   d.cfg.keep_model_inputs = next.keep_model_inputs;
   const auto& oa = cur.alarm;
   const auto& na = next.alarm;
-  const bool alarm_changed =
-      oa.score_warning != na.score_warning || oa.score_alarm != na.score_alarm ||
-      oa.iso_warning_zone != na.iso_warning_zone || oa.iso_alarm_zone != na.iso_alarm_zone ||
-      oa.raise_k != na.raise_k || oa.raise_n != na.raise_n || oa.clear_m != na.clear_m ||
-      oa.clear_ratio != na.clear_ratio;
+  const bool alarm_changed = !(oa == na);
   std::size_t deferred = 0;
   if (alarm_changed) {
     for (auto& a : d.points) {

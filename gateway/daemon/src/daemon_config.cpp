@@ -93,11 +93,7 @@ void parse_facade(Section& s, DaemonConfig& c) {
       if (!net) s.fail("allow", "must hold strings: IPv4 addresses or networks (\"10.0.0.0/24\")");
       f.allow.push_back(*net);
     }
-    FacadeConfig probe;
-    probe.allow = f.allow;
-    probe.assets = {"x"};
-    if (std::string err = validate(probe); !err.empty())
-      s.fail("allow", err.substr(err.find(": ") + 2));
+    if (std::string err = validate_allow(f.allow); !err.empty()) s.fail("allow", err);
   }
   f.idle_timeout = std::chrono::milliseconds(1000 * s.integer("idle_timeout_s", 60, 1, 86400));
   s.reject_unknown();

@@ -127,6 +127,7 @@ struct PointRuntime {
 // (the worst point's) as the write-back actions last saw it.
 struct AssetGroup {
   std::string name;
+  std::size_t index = 0;  // in Impl::assets (= the asset's facade block)
   std::vector<std::size_t> points;
   AlarmLevel level = AlarmLevel::normal;
 };
@@ -199,6 +200,7 @@ struct Daemon::Impl {
   void run_actions(const AssetGroup& g, int from, int to);
   void submit_alert_event(PointRuntime& a, std::uint64_t seq, storage::AlertEvent e);
   void store_result(PointRuntime& a, const WindowResult& r, bool force_flush);
+  void flush_result(PointRuntime& a, bool count_errors);
   void publish_facade(const AssetGroup& g);
   AlarmLevel asset_level(const AssetGroup& g) const;
   void learn(PointRuntime& a, WindowResult& r);

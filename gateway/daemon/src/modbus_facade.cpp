@@ -150,15 +150,20 @@ std::optional<std::pair<std::uint32_t, std::uint32_t>> parse_ipv4_net(const std:
 
 }  // namespace
 
-std::string validate(const FacadeConfig& c) {
-  for (const auto& net : c.allow) {
+std::string validate_allow(const std::vector<std::string>& allow) {
+  for (const auto& net : allow) {
     if (!parse_ipv4_net(net)) {
-      std::string e = "modbus_facade.allow: '";
+      std::string e = "'";
       e += net;
       e += "' is not an IPv4 address or network (\"10.0.0.7\", \"10.0.0.0/24\")";
       return e;
     }
   }
+  return "";
+}
+
+std::string validate(const FacadeConfig& c) {
+  if (std::string e = validate_allow(c.allow); !e.empty()) return "modbus_facade.allow: " + e;
   in_addr a{};
   if (inet_pton(AF_INET, c.bind_address.c_str(), &a) != 1) {
     std::string e = "modbus_facade.bind: '";

@@ -84,6 +84,8 @@ struct FacadeConfig {
 // "" when the configuration is usable, else one line naming the key, e.g.
 // "modbus_facade.port: must be 1..65535".
 std::string validate(const FacadeConfig& config);
+// The allow-list part of validate(): "" or "'<entry>' is not an IPv4 address or network (...)".
+std::string validate_allow(const std::vector<std::string>& allow);
 
 // What the daemon publishes for one asset after each scored window.
 struct AssetStatus {
