@@ -330,6 +330,9 @@ def bad_configs(state):
     cases.append(("asset with channel and channels", t, line_of(t, "channels ="), "channels"))
     t = base.replace('channel = "m1/accel"', 'channels = ["m1/accel", "m1/accel"]')
     cases.append(("asset channels listing one twice", t, line_of(t, "channels ="), "channels"))
+    t = base.replace('log_level = "info"', 'log_level = "info"\nkeep_model_inputs = "yes"')
+    cases.append(("[daemon] keep_model_inputs not a boolean", t, line_of(t, "keep_model_inputs"),
+                  "keep_model_inputs"))
     t = base.replace('log_level = "info"', 'log_level = "loud"')
     cases.append(("bad [daemon] log_level", t, line_of(t, "log_level ="), "log_level"))
     t = base.replace("[modbus_facade]\nenabled = false", "[modbus_facade]\nenabled = true\nport = 70000")
@@ -1090,6 +1093,10 @@ def main_plant(work):
         rc, out, err = cli(sock, "model", "train", "fan1", "--from", "yesterday-ish")
         C.check("model train --from with a bad time: usage error (exit 2), one line",
                 rc == 2 and "is not a time" in err, f"rc={rc} {err!r}")
+        rc, out, err = cli(sock, "model", "train", "fan1", "--from", "now", "--to", "1h")
+        C.check("model train --to before --from: usage error (exit 2), one line",
+                rc == 2 and one_line(err) and "--from must be before --to" in err,
+                f"rc={rc} {err!r}")
         rc, out, err = cli(sock, "model", "train", "pump2", "--from", "1h")
         C.check("model train of a multi-channel asset without a channel: exit 1 naming both",
                 rc == 1 and PDE in err and PNDE in err, f"rc={rc} {err!r}")
