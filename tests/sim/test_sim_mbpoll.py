@@ -374,8 +374,9 @@ def read_block(port, table, base, n, fmt_words, tries=40):
     return None
 
 
-def read_small_block(port, table, base, total_regs, tries=40):
-    """Header and samples in one request (<= 125 registers) plus a sequence re-read."""
+def read_small_block(port, table, base, total_regs, tries=200):
+    """Header and samples in one request (<= 125 registers) plus a sequence re-read. Two mbpoll
+    runs must fall into one block period (50 ms for wf32), so this can take many tries."""
     for _ in range(tries):
         r = regs(port, 1, base + 1, total_regs, table)
         if r is None:
