@@ -27,10 +27,11 @@ target_link_libraries(sim_test PRIVATE vibgate_sim)
 # Storage: the durable SQLite store against real files in /tmp (sqlite3 linked directly to
 # inspect the files behind the store's back; the schema fixtures' folder compiled in).
 pkg_check_modules(VIBGATE_TEST_SQLITE3 REQUIRED IMPORTED_TARGET sqlite3)
+include(${CMAKE_CURRENT_SOURCE_DIR}/fault/fault.cmake)
 function(vibgate_add_storage_gtest name)
   add_executable(${name} ${ARGN})
   target_link_libraries(${name} PRIVATE vibgate::storage vibgate_build_flags GTest::gtest_main
-                        PkgConfig::VIBGATE_TEST_SQLITE3)
+                        PkgConfig::VIBGATE_TEST_SQLITE3 vibgate_fault_vfs)
   target_compile_definitions(${name} PRIVATE
     VIBGATE_STORAGE_SCHEMA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/storage/schemas")
   add_test(NAME ${name} COMMAND ${name})
@@ -39,6 +40,7 @@ endfunction()
 vibgate_add_storage_gtest(storage_test storage/store_test.cpp)
 vibgate_add_storage_gtest(storage_quota_test storage/quota_test.cpp)
 vibgate_add_storage_gtest(storage_crash_test storage/crash_test.cpp)
+vibgate_add_storage_gtest(storage_fault_test storage/fault_test.cpp)
 # MQTT test infrastructure of the uplink (tests/uplink/mqtt_env.py): real mosquitto, paho
 # collector, fault-injecting proxy, PKI, Tahu JS + protoc Sparkplug decoders. npm installs
 # sparkplug-payload into ${CMAKE_BINARY_DIR}/npm-sparkplug on the first run (needs the network).

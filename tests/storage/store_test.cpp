@@ -13,28 +13,14 @@
 #include <set>
 #include <sstream>
 
-#include "fault_vfs.hpp"
+#include "fault_vfs.hpp"  // tests/fault
 #include "test_util.hpp"
 
 namespace vibgate::storage::test {
 namespace {
 
 using namespace std::chrono_literals;
-
-struct Collected {
-  std::mutex m;
-  std::vector<std::pair<std::error_code, std::uint64_t>> calls;
-  Completion cb() {
-    return [this](std::error_code ec, std::uint64_t id) {
-      std::lock_guard lk(m);
-      calls.emplace_back(ec, id);
-    };
-  }
-  std::size_t size() {
-    std::lock_guard lk(m);
-    return calls.size();
-  }
-};
+namespace fault_vfs = vibgate::test::fault_vfs;
 
 std::unique_ptr<Store> open_ok(const StoreOptions& o) {
   auto r = Store::open(o);
@@ -678,18 +664,18 @@ TEST(StoreFaultTest, FailedCommitKeepsRowsAndRetries) {
   store->flush();
   ASSERT_EQ(first.size(), 1u);
 
-  fault_vfs::failed_calls = 0;
-  fault_vfs::failing = true;
+  const long injected_before = fault_vfs::injected();
+  fault_vfs::set_full(true);
   Collected c;
   store->submit_alert_event(make_raise("pump1", 2), c.cb());
   store->submit_result(make_result("pump1", 3), c.cb());
   store->submit_health(HealthEvent{"plc1", 4, "offline", "x"}, c.cb());
   // Several commit attempts fail (interval 20 ms, backoff from 50 ms).
   const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (fault_vfs::failed_calls < 3 && std::chrono::steady_clock::now() < deadline)
+  while (fault_vfs::injected() - injected_before < 3 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(10ms);
   std::this_thread::sleep_for(200ms);
-  EXPECT_GE(fault_vfs::failed_calls.load(), 3);
+  EXPECT_GE(fault_vfs::injected() - injected_before, 3);
   EXPECT_EQ(c.size(), 0u);  // nothing reported committed
   auto st = store->stats();
   EXPECT_EQ(st.queued_rows, 3u);
@@ -697,7 +683,7 @@ TEST(StoreFaultTest, FailedCommitKeepsRowsAndRetries) {
   EXPECT_EQ(store->recent_scores("pump1", 0, 100).size(), 1u);  // reader sees the old state
   EXPECT_TRUE(store->alerts().empty());
 
-  fault_vfs::failing = false;
+  fault_vfs::clear();
   store->flush();
   ASSERT_EQ(c.size(), 3u);
   for (auto& [ec, id] : c.calls) {
@@ -725,10 +711,10 @@ TEST(StoreFaultTest, ClosingWithAFailingDiskReportsIoError) {
   auto store = open_ok(o);
   ASSERT_TRUE(store);
   Collected c;
-  fault_vfs::failing = true;
+  fault_vfs::set_full(true);
   store->submit_result(make_result("pump1", 1), c.cb());
   store.reset();
-  fault_vfs::failing = false;
+  fault_vfs::clear();
   ASSERT_EQ(c.size(), 1u);
   EXPECT_EQ(c.calls[0].first, make_error_code(StoreErrc::io_error));
 }

@@ -16,6 +16,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "vibgate/storage/store.hpp"
 
@@ -144,6 +146,22 @@ inline const Metric* find_metric(const UplinkRecord& r, const std::string& name)
 }
 
 // Default options for tests: small commit interval, given path.
+// Completions of submits, in the order they ran (any thread).
+struct Collected {
+  std::mutex m;
+  std::vector<std::pair<std::error_code, std::uint64_t>> calls;
+  Completion cb() {
+    return [this](std::error_code ec, std::uint64_t id) {
+      std::lock_guard lk(m);
+      calls.emplace_back(ec, id);
+    };
+  }
+  std::size_t size() {
+    std::lock_guard lk(m);
+    return calls.size();
+  }
+};
+
 inline StoreOptions options_for(const std::string& path) {
   StoreOptions o;
   o.path = path;
