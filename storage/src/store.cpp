@@ -87,6 +87,14 @@ constexpr const char* kEvictKeys[kEvCount] = {"evicted_results",   "evicted_heal
                                               "evicted_snapshots", "evicted_outbox_bulk",
                                               "evicted_alerts",    "evicted_outbox_alerts"};
 constexpr const char* kMaxIdKeys[kLaneCount] = {"outbox_max_id_alert", "outbox_max_id_bulk"};
+// Message ids after a power cut: a bulk commit with synchronous=NORMAL may be delivered and then
+// lost, and SQLite would hand its outbox ids out again (sqlite_sequence rolls back with it), so
+// a consumer deduplicating by msg_id would drop new records. Ids are therefore reserved in blocks
+// by a fsynced commit (the meta key below); at open the id sequence continues above the reserved
+// mark, never below an id that may have been delivered. Costs one FULL commit per block and per
+// open; ids jump by up to a block at each start (gaps, never reuse).
+constexpr const char* kIdReservedKey = "outbox_id_reserved";
+constexpr std::uint64_t kIdBlock = 10000;
 
 constexpr std::int64_t kEvictChunk = 500;  // rows per DELETE statement
 // Quota thresholds (fractions of quota_bytes / hard_cap_bytes): evict when the used pages pass
@@ -154,7 +162,9 @@ struct Store::Impl {
   detail::Db rdb;  // reader connection, guarded by reader_mu
   std::int64_t page_size = 4096;
   std::uint64_t wal_limit = 4ull << 20;
-  int current_sync = -1;  // writer thread: the synchronous level last set
+  int current_sync = -1;             // writer thread: the synchronous level last set
+  std::uint64_t id_reserved = 0;     // writer thread: durable bound of outbox ids handed out
+  std::uint64_t last_outbox_id = 0;  // writer thread: highest outbox id handed out so far
 
   // Write queue.
   std::mutex mu;
@@ -195,6 +205,7 @@ struct Store::Impl {
   // ---- setup (caller of open) ----
   std::error_code configure();
   void load_state();
+  std::error_code continue_ids_above_reserved();
 
   // ---- writer thread ----
   void writer_loop();
@@ -238,6 +249,26 @@ std::error_code Store::Impl::configure() {
   return wdb.exec(sql.c_str());
 }
 
+// At open (caller's thread, before the writer starts): the next outbox id is above every id
+// that may have been handed out before, even by a commit a power cut took back.
+std::error_code Store::Impl::continue_ids_above_reserved() {
+  std::error_code ec;
+  const auto seq = wdb.query_int(
+      "SELECT coalesce(max(seq), 0) FROM sqlite_sequence "
+      "WHERE name = 'outbox'",
+      &ec);
+  if (ec) return ec;
+  last_outbox_id = std::max(static_cast<std::uint64_t>(seq.value_or(0)), id_reserved);
+  for (const auto& l : ob.lanes) last_outbox_id = std::max(last_outbox_id, l.max_id);
+  if (last_outbox_id <= static_cast<std::uint64_t>(seq.value_or(0))) return {};
+  std::string sql =
+      "DELETE FROM sqlite_sequence WHERE name = 'outbox';"
+      "INSERT INTO sqlite_sequence(name, seq) VALUES('outbox', ";
+  sql += std::to_string(last_outbox_id);
+  sql += ")";
+  return wdb.exec(sql.c_str());
+}
+
 void Store::Impl::load_state() {
   if (Stmt* s = wdb.cached("SELECT key, value FROM meta")) {
     StmtReset reset(*s);
@@ -251,6 +282,7 @@ void Store::Impl::load_state() {
         if (key == kEvictKeys[c]) *dst[c] = v;
       for (int l = 0; l < kLaneCount; ++l)
         if (key == kMaxIdKeys[l]) ob.lanes[l].max_id = v;
+      if (key == kIdReservedKey) id_reserved = v;
     }
   }
   if (Stmt* s = wdb.cached(
@@ -351,17 +383,17 @@ void Store::Impl::writer_loop() {
       lk.lock();
       in_flight = 0;
       grew = on_grew;
-      if (drained) {
-        flush_done = std::max(flush_done, flush_target);
-        flushed_cv.notify_all();
-      }
-      if (fx.outbox_added() && grew) {
+      if (fx.outbox_added() && grew) {  // before flush() returns: a flusher sees its effect
         lk.unlock();
         try {
           grew();
         } catch (...) {
         }
         lk.lock();
+      }
+      if (drained) {
+        flush_done = std::max(flush_done, flush_target);
+        flushed_cv.notify_all();
       }
       continue;
     }
@@ -415,7 +447,10 @@ std::error_code Store::Impl::commit_batch(std::vector<Pending>& batch,
                                           std::vector<Outcome>& outcomes, BatchEffects& fx) {
   bool has_alert = opt.durability == Durability::full;
   for (const auto& p : batch) has_alert = has_alert || std::holds_alternative<AlertEvent>(p.item);
-  const int sync = has_alert ? 2 : 1;  // FULL : NORMAL
+  // Each row adds at most one outbox entry: a batch that may pass the reserved id mark moves it
+  // up a block, fsynced with the rows.
+  const bool reserve = last_outbox_id + batch.size() >= id_reserved;
+  const int sync = has_alert || reserve ? 2 : 1;  // FULL : NORMAL
   if (sync != current_sync) {
     if (auto ec = wdb.exec(sync == 2 ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"))
       return ec;
@@ -463,8 +498,13 @@ std::error_code Store::Impl::commit_batch(std::vector<Pending>& batch,
     else if (rc != SQLITE_DONE)
       return fail(detail::sqlite_error(rc));
   }
+  const std::uint64_t new_reserved = last_outbox_id + batch.size() + kIdBlock;
+  if (reserve)
+    if (auto ec = put_meta(kIdReservedKey, new_reserved)) return fail(ec);
   if (auto ec = wdb.exec("COMMIT")) return fail(ec);
   fx.rows = batch.size();
+  if (reserve) id_reserved = new_reserved;
+  for (auto id : fx.max_id) last_outbox_id = std::max(last_outbox_id, id);
   return {};
 }
 
@@ -960,6 +1000,17 @@ void Store::Impl::shutdown() {
   }
   work_cv.notify_all();
   if (writer.joinable()) writer.join();
+  // Orderly close: the next open continues right after the last outbox id handed out, without a
+  // gap; only after a crash or power cut do the ids jump above the reserved mark. Best effort (a
+  // failure leaves the higher mark: a gap, never reuse).
+  if (wdb.get() && id_reserved > last_outbox_id) {
+    std::string sql = "PRAGMA synchronous=FULL;UPDATE meta SET value = ";
+    sql += std::to_string(last_outbox_id);
+    sql += " WHERE key = '";
+    sql += kIdReservedKey;
+    sql += "'";
+    (void)wdb.exec(sql.c_str());
+  }
   prune_acked(true);
   {
     std::lock_guard lk(fetch_mu);
@@ -999,6 +1050,8 @@ OpenResult Store::open(const StoreOptions& options) {
     };
     if (impl->configure()) return fail("cannot configure: ", impl->wdb);
     impl->load_state();
+    if (impl->continue_ids_above_reserved())
+      return fail("cannot continue the outbox ids: ", impl->wdb);
     if (impl->rdb.open(options.path, SQLITE_OPEN_READONLY, impl->opt.vfs_name))
       return fail("cannot open the reader connection: ", impl->rdb);
     sqlite3_busy_timeout(impl->rdb.get(), 5000);
