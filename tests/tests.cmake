@@ -83,3 +83,15 @@ set_property(TEST daemon_stop APPEND PROPERTY ENVIRONMENT
 # checks. A short version here; `crash_loop.py --cycles 50` is the full one.
 vibgate_add_pytest(crash_loop fault/crash_loop.py --cycles 8 --build ${CMAKE_BINARY_DIR})
 set_tests_properties(crash_loop PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
+# Network and field-bus faults under the whole daemon (tests/fault/test_network_faults.py,
+# docs/reliability.md): a Modbus device flapping, a serial line unplugged and replugged, the
+# broker restarted repeatedly, a blackholed and a slow broker connection (proxy), a long outage
+# against a 1 MiB storage quota (evictions counted, no silent loss). ~1.5 min (Release).
+vibgate_add_pytest(network_faults fault/test_network_faults.py)
+set_tests_properties(network_faults PROPERTIES
+  ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_BUILD_DIR=${CMAKE_BINARY_DIR};VIBGATED=$<TARGET_FILE:vibgated>;VIBGATE_SIM=$<TARGET_FILE:vibgate-sim>"
+  RUN_SERIAL TRUE TIMEOUT 420)
+# Storage faults under the daemon (tests/fault/test_storage_faults.py): the fault-injecting SQLite
+# VFS preloaded — disk full while alarming, recovery, Nth write failing, open failing, power cut.
+vibgate_add_pytest(storage_faults fault/test_storage_faults.py --build ${CMAKE_BINARY_DIR})
+set_tests_properties(storage_faults PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)

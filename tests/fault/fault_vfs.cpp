@@ -37,7 +37,12 @@ Rule rule;
 std::atomic<long> call_count[3];
 std::atomic<long> injected_total{0};
 std::atomic<bool> reported{false};  // this rule's first injection was reported
-std::string control_path;           // under rule_mu
+// Objects with constructors are built on first use: the LD_PRELOAD module configures the VFS
+// from its own constructor, which may run before this file's static initializers.
+std::string& control_path() {  // under rule_mu
+  static std::string path;
+  return path;
+}
 struct timespec control_mtime {};
 off_t control_size = -1;
 
@@ -85,20 +90,20 @@ std::string parse_rule(const std::string& line, Rule& r) {
 // Re-reads the control file when it changed (stat per call: cheap next to a write or fsync).
 void poll_control() {
   std::lock_guard lk(rule_mu);
-  if (control_path.empty()) return;
+  if (control_path().empty()) return;
   struct stat st {};
-  if (::stat(control_path.c_str(), &st) != 0) return;
+  if (::stat(control_path().c_str(), &st) != 0) return;
   if (st.st_size == control_size && st.st_mtim.tv_sec == control_mtime.tv_sec &&
       st.st_mtim.tv_nsec == control_mtime.tv_nsec)
     return;
   control_size = st.st_size;
   control_mtime = st.st_mtim;
-  std::ifstream in(control_path);
+  std::ifstream in(control_path());
   std::string line;
   std::getline(in, line);
   Rule r;
   if (auto err = parse_rule(line, r); !err.empty()) {
-    std::fprintf(stderr, "fault-vfs: %s: %s (ignored)\n", control_path.c_str(), err.c_str());
+    std::fprintf(stderr, "fault-vfs: %s: %s (ignored)\n", control_path().c_str(), err.c_str());
     return;
   }
   set_rule_locked(r);
@@ -126,7 +131,7 @@ int check(Op op, const char* file) {
     ++injected_total;
     if (!reported.exchange(true)) {
       std::lock_guard lk(rule_mu);
-      if (!control_path.empty())
+      if (!control_path().empty())
         std::fprintf(stderr, "fault-vfs: injected %s on %s #%ld (%s)\n", sqlite3_errstr(rc),
                      op_name(op), c, file ? file : "temp file");
     }
@@ -148,11 +153,14 @@ struct Overlay {
 };
 
 std::mutex overlays_mu;
-std::map<std::string, Overlay*> overlays;  // never freed: a handle may still point at one
+std::map<std::string, Overlay*>& overlays() {  // never freed: a handle may still point at one
+  static std::map<std::string, Overlay*> m;
+  return m;
+}
 
 Overlay* overlay_for(const char* path) {
   std::lock_guard lk(overlays_mu);
-  auto& o = overlays[path];
+  auto& o = overlays()[path];
   if (!o) o = new Overlay;
   return o;
 }
@@ -340,7 +348,7 @@ int x_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* f, int flags, int*
 int x_delete(sqlite3_vfs*, const char* name, int sync_dir) {
   {
     std::lock_guard lk(overlays_mu);
-    if (auto it = overlays.find(name); it != overlays.end()) {
+    if (auto it = overlays().find(name); it != overlays().end()) {
       Overlay& ov = *it->second;
       std::lock_guard olk(ov.mu);
       ov.extents.clear();
@@ -411,7 +419,7 @@ std::string apply_command(const std::string& line) {
 
 void set_control_file(const std::string& path) {
   std::lock_guard lk(rule_mu);
-  control_path = path;
+  control_path() = path;
   control_size = -1;
 }
 
@@ -423,7 +431,7 @@ void set_power_loss(bool on) { power_loss = on; }
 std::size_t unsynced_bytes() {
   std::lock_guard lk(overlays_mu);
   std::size_t total = 0;
-  for (auto& [path, ov] : overlays) {
+  for (auto& [path, ov] : overlays()) {
     std::lock_guard olk(ov->mu);
     total += ov->bytes;
   }

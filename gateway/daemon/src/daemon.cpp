@@ -250,6 +250,23 @@ std::string Daemon::Impl::start() {
   return "";
 }
 
+// A Modbus device or serial sensor changed state: one log line, and a health event stored and
+// uplinked (so the cloud learns that a sensor went offline). Loop thread.
+void Daemon::Impl::report_health(std::string_view kind, const std::string& name, bool online,
+                                 std::string_view state, const std::string& detail) {
+  if (online)
+    spdlog::info("{} '{}': {}", kind, name, state);
+  else
+    spdlog::warn("{} '{}': {}{}{}", kind, name, state, detail.empty() ? "" : ": ", detail);
+  if (!store) return;
+  storage::HealthEvent e;
+  e.device = name;
+  e.wall_ms = now_ms();
+  e.state = std::string(state);
+  e.detail = detail;
+  store->submit_health(std::move(e));
+}
+
 void Daemon::Impl::start_ingest() {
   if (!cfg.ingest.devices.empty()) {
     ingest::IngestCallbacks cb;
@@ -264,20 +281,8 @@ void Daemon::Impl::start_ingest() {
     };
     cb.on_samples = [this](const SampleBlock& b) { route(b); };
     cb.on_health_change = [this](const std::string& device, const ingest::DeviceHealth& h) {
-      const auto state = ingest::to_string(h.state);
-      if (h.state == ingest::DeviceState::online)
-        spdlog::info("device '{}': {}", device, state);
-      else
-        spdlog::warn("device '{}': {}{}{}", device, state, h.last_error.empty() ? "" : ": ",
-                     h.last_error);
-      if (store) {
-        storage::HealthEvent e;
-        e.device = device;
-        e.wall_ms = now_ms();
-        e.state = std::string(state);
-        e.detail = h.last_error;
-        store->submit_health(std::move(e));
-      }
+      report_health("device", device, h.state == ingest::DeviceState::online,
+                    ingest::to_string(h.state), h.last_error);
     };
     poller = std::make_unique<ingest::ModbusPoller>(io, cfg.ingest, std::move(cb));
     poller->start();
@@ -285,12 +290,9 @@ void Daemon::Impl::start_ingest() {
   for (const auto& sc : cfg.ingest.serial_sensors) {
     ingest::SerialSensorOptions so;
     const std::string name = sc.name;
-    so.on_state_change = [name](ingest::SensorState s, const std::string& err) {
-      if (s == ingest::SensorState::online)
-        spdlog::info("serial sensor '{}': online", name);
-      else
-        spdlog::warn("serial sensor '{}': {}{}{}", name, ingest::to_string(s),
-                     err.empty() ? "" : ": ", err);
+    so.on_state_change = [this, name](ingest::SensorState s, const std::string& err) {
+      report_health("serial sensor", name, s == ingest::SensorState::online, ingest::to_string(s),
+                    err);
     };
     try {
       auto sensor = std::make_unique<ingest::SerialSensor>(
@@ -865,6 +867,25 @@ void Daemon::Impl::flush_result(PointRuntime& a, bool count_errors) {
 
 // ---- housekeeping --------------------------------------------------------------------------
 
+// One log line when the store starts failing commits (full disk, I/O error) and one when it
+// recovers by itself; meanwhile the store keeps the rows queued in memory and retries, and
+// `vibgate status` and the metrics show the error. Loop thread, once per tick.
+void Daemon::Impl::log_storage_health(const storage::StoreStats& ss) {
+  if (!ss.last_error.empty() && storage_fault_since_ms == 0) {
+    storage_fault_since_ms = now_ms();
+    spdlog::error(
+        "storage {}: {}; {} rows kept in memory and retried (up to {}), ingest, alarms and the "
+        "Modbus facade go on",
+        cfg.store_uplink.store.path, ss.last_error, ss.queued_rows,
+        cfg.store_uplink.store.max_queued_rows);
+  } else if (ss.last_error.empty() && storage_fault_since_ms != 0) {
+    spdlog::info("storage {}: writing again after {:.1f} s; {} rows still queued",
+                 cfg.store_uplink.store.path,
+                 static_cast<double>(now_ms() - storage_fault_since_ms) / 1000.0, ss.queued_rows);
+    storage_fault_since_ms = 0;
+  }
+}
+
 void Daemon::Impl::on_tick() {
   if (stopping) return;
   if (poller) {
@@ -877,10 +898,11 @@ void Daemon::Impl::on_tick() {
       counters.poll_jitter_ms_max = *std::max_element(j.begin(), j.end());
     }
   }
+  const auto ss = store->stats();
+  log_storage_health(ss);
   if (facade) {
     facade->beat();
     GatewayHealth h;
-    const auto ss = store->stats();
     h.storage_ok = ss.last_error.empty();
     if (uplink) {
       const auto us = uplink->stats();

@@ -165,6 +165,7 @@ struct Daemon::Impl {
   std::shared_ptr<TrainerLink> trainer = std::make_shared<TrainerLink>();
   bool stopping = false;
   std::uint64_t ticks = 0;
+  std::int64_t storage_fault_since_ms = 0;  // when the store began failing commits (0: healthy)
   Daemon* owner = nullptr;
 
   std::vector<PointRuntime> points;
@@ -218,6 +219,9 @@ struct Daemon::Impl {
   void init_models();
   void close_stale_alerts();
   void on_tick();
+  void log_storage_health(const storage::StoreStats& ss);
+  void report_health(std::string_view kind, const std::string& name, bool online,
+                     std::string_view state, const std::string& detail);
   std::vector<MetricSample> collect_metrics() const;
   std::string status_line() const;
   std::string models_dir(const PointRuntime& a) const;
