@@ -175,7 +175,9 @@ std::span<const float> FeatureExtractor::envelope_spectrum() const {
 
 // Cloned for AVX2 (chosen at load time by CPUID) and a baseline x86-64 version; the loops below are
 // written so the compiler vectorizes them. No FMA contraction (ISO mode), so both clones round alike.
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+// GCC only: clang rejects the AVX2 clone's calls to the V8 helpers (an AVX vector passed to a
+// function without AVX "changes the ABI"), so clang builds (the fuzzers) get the baseline version.
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__clang__)
 __attribute__((target_clones("avx2", "default")))
 #endif
 void FeatureExtractor::extract(std::span<const float> x, Features& out) {

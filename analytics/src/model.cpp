@@ -310,8 +310,8 @@ ModelLoadResult load_model(const std::string& path) {
       L.in = q.in();
       L.out = q.out();
       L.in_padded = q.in_padded();
-      L.weights.resize(q.weights().size());
-      std::memcpy(L.weights.data(), q.weights().data(), L.weights.size());
+      // bytes → int8 (a memcpy into an empty vector passed a null pointer: undefined behaviour)
+      L.weights.assign(q.weights().begin(), q.weights().end());
       L.weight_scale.assign(q.weight_scale().begin(), q.weight_scale().end());
       L.bias.assign(q.bias().begin(), q.bias().end());
       L.multiplier.assign(q.multiplier().begin(), q.multiplier().end());

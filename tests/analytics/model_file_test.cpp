@@ -425,6 +425,9 @@ TEST_F(ModelFileTest, SemanticValidation) {
        "invalid model: int8 layer 1: activation quantization parameters out of range"},
       {"int8_weights", [](pb::Model& m) { m.mutable_int8_layers(2)->set_weights("abc"); },
        "invalid model: int8 layer 2: array sizes do not match its dimensions"},
+      // Found by tests/fuzz/model_file_fuzz (UBSan: memcpy from an empty string to a null pointer).
+      {"int8_weights_empty", [](pb::Model& m) { m.mutable_int8_layers(2)->clear_weights(); },
+       "invalid model: int8 layer 2: array sizes do not match its dimensions"},
       {"threshold_zero", [](pb::Model& m) { m.set_threshold_int8(0.f); }, "thresholds must be positive and finite"},
       {"threshold_inf", [](pb::Model& m) { m.set_threshold_float(std::numeric_limits<float>::infinity()); },
        "thresholds must be positive and finite"},
