@@ -4,8 +4,9 @@
 // window, and — with a bearing configured — one real FFT of the raw window, one M-point inverse
 // complex FFT for the decimated analytic band-pass signal and one M-point real FFT of the windowed
 // envelope (M = 2048 for the default band at N = 4096). Sums run in float lanes per chunk of 256
-// values, accumulated in double across chunks: vectorizable, and accurate to ~1e−7 relative. All buffers are allocated in the constructor; extract() allocates only
-// if the caller's Features vectors are smaller than needed (first call).
+// values, accumulated in double across chunks: vectorizable, and accurate to ~1e−7 relative. All
+// buffers are allocated in the constructor; extract() allocates only if the caller's Features
+// vectors are smaller than needed (first call).
 #include "vibgate/analytics/features.hpp"
 
 #include <algorithm>
@@ -49,8 +50,8 @@ typedef float V8 __attribute__((vector_size(32)));
 }  // namespace
 
 std::vector<std::string> model_input_names(const FeatureConfig& c) {
-  std::vector<std::string> n = {"lg_rms", "lg_peak", "crest_factor", "skewness", "lg_kurtosis",
-                                "lg_velocity_rms"};
+  std::vector<std::string> n = {"lg_rms",   "lg_peak",     "crest_factor",
+                                "skewness", "lg_kurtosis", "lg_velocity_rms"};
   const std::size_t bands = c.resolved_band_edges().size() - 1;
   for (std::size_t i = 0; i < bands; ++i) n.push_back("band_" + std::to_string(i));
   n.push_back("centroid_rel");
@@ -64,10 +65,17 @@ std::vector<std::string> model_input_names(const FeatureConfig& c) {
 }
 
 std::vector<std::string> feature_column_names(const FeatureConfig& c) {
-  std::vector<std::string> n = {"rms",          "peak",         "peak_to_peak",
-                                "crest_factor", "skewness",     "kurtosis",
-                                "velocity_rms", "iso_zone",     "spectral_centroid",
-                                "dominant_hz",  "dominant_amplitude"};
+  std::vector<std::string> n = {"rms",
+                                "peak",
+                                "peak_to_peak",
+                                "crest_factor",
+                                "skewness",
+                                "kurtosis",
+                                "velocity_rms",
+                                "iso_zone",
+                                "spectral_centroid",
+                                "dominant_hz",
+                                "dominant_amplitude"};
   const std::size_t bands = c.resolved_band_edges().size() - 1;
   for (std::size_t i = 0; i < bands; ++i) n.push_back("band_" + std::to_string(i));
   if (c.shaft_hz)
@@ -98,7 +106,8 @@ FeatureExtractor::FeatureExtractor(const FeatureConfig& config) : config_(config
     band_first_bin_.back() += 1;
   band_first_bin_.back() = std::min(band_first_bin_.back(), bins);
   const double f_lo = std::max(10.0, 4 * df_);  // docs/features.md: dominant-peak floor
-  dominant_first_bin_ = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(f_lo / df_ - 1e-9)));
+  dominant_first_bin_ =
+      std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(f_lo / df_ - 1e-9)));
 
   // Velocity weights (c/(2πf))², stored normalized to the largest so float keeps full precision.
   const double c = config_.units == AccelUnits::g ? kStandardGravity : 1.0;
@@ -117,11 +126,13 @@ FeatureExtractor::FeatureExtractor(const FeatureConfig& config) : config_(config
 
   hann_.resize(n_);
   for (std::size_t i = 0; i < n_; ++i)
-    hann_[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(i) /
-                                                       static_cast<double>(n_)));
+    hann_[i] = static_cast<float>(
+        0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(i) / static_cast<double>(n_)));
   if (config_.bearing) {
-    env_lo_bin_ = static_cast<std::size_t>(std::ceil(config_.resolved_envelope_lo_hz() / df_ - 1e-9));
-    env_hi_bin_ = static_cast<std::size_t>(std::floor(config_.resolved_envelope_hi_hz() / df_ + 1e-9));
+    env_lo_bin_ =
+        static_cast<std::size_t>(std::ceil(config_.resolved_envelope_lo_hz() / df_ - 1e-9));
+    env_hi_bin_ =
+        static_cast<std::size_t>(std::floor(config_.resolved_envelope_hi_hz() / df_ + 1e-9));
     env_lo_bin_ = std::max<std::size_t>(env_lo_bin_, 1);
     env_hi_bin_ = std::min(env_hi_bin_, n_ / 2 - 1);
     // Decimated envelope (docs/features.md): the band's B bins are moved to baseband and inverted
@@ -136,8 +147,8 @@ FeatureExtractor::FeatureExtractor(const FeatureConfig& config) : config_(config
     env_fft_ = std::make_unique<RealFft>(env_m_);
     env_hann_.resize(env_m_);
     for (std::size_t i = 0; i < env_m_; ++i)
-      env_hann_[i] = static_cast<float>(0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(i) /
-                                                             static_cast<double>(env_m_)));
+      env_hann_[i] = static_cast<float>(
+          0.5 - 0.5 * std::cos(2 * kPi * static_cast<double>(i) / static_cast<double>(env_m_)));
     env_amplitude_.assign(env_m_ / 2 + 1, 0.f);
     env_power_.assign(env_m_ / 2 + 1, 0.f);
   }
@@ -147,7 +158,8 @@ FeatureExtractor::~FeatureExtractor() = default;
 
 // Largest value of `power` within the tolerance around freq_hz, as an amplitude:
 // sqrt(max power) · scale (the square root is monotonic, so only the maximum needs one).
-double FeatureExtractor::harmonic_peak(std::span<const float> power, double freq_hz, float scale) const {
+double FeatureExtractor::harmonic_peak(std::span<const float> power, double freq_hz,
+                                       float scale) const {
   const std::span<const float> amp = power;
   const double center = std::round(freq_hz / df_);
   if (center > static_cast<double>(amp.size() - 1)) return 0.0;  // above Nyquist
@@ -169,19 +181,24 @@ std::span<const float> FeatureExtractor::amplitude_spectrum() const {
 
 std::span<const float> FeatureExtractor::envelope_spectrum() const {
   const float scale = static_cast<float>(4.0 / static_cast<double>(env_m_));
-  for (std::size_t k = 0; k < env_power_.size(); ++k) env_amplitude_[k] = std::sqrt(env_power_[k]) * scale;
+  for (std::size_t k = 0; k < env_power_.size(); ++k)
+    env_amplitude_[k] = std::sqrt(env_power_[k]) * scale;
   return env_amplitude_;
 }
 
 // Cloned for AVX2 (chosen at load time by CPUID) and a baseline x86-64 version; the loops below are
-// written so the compiler vectorizes them. No FMA contraction (ISO mode), so both clones round alike.
-// GCC only: clang rejects the AVX2 clone's calls to the V8 helpers (an AVX vector passed to a
-// function without AVX "changes the ABI"), so clang builds (the fuzzers) get the baseline version.
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__clang__)
+// written so the compiler vectorizes them. No FMA contraction (ISO mode), so both clones round
+// alike. GCC only: clang rejects the AVX2 clone's calls to the V8 helpers (an AVX vector passed to
+// a function without AVX "changes the ABI"), so clang builds (the fuzzers) get the baseline
+// version. Not under the sanitizers either: their instrumented ifunc resolver runs before the
+// runtime is up (TSan crashed there at load time).
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && \
+    !defined(__clang__)
 __attribute__((target_clones("avx2", "default")))
 #endif
 void FeatureExtractor::extract(std::span<const float> x, Features& out) {
-  if (x.size() != n_) throw std::invalid_argument("window: expected " + std::to_string(n_) + " samples");
+  if (x.size() != n_)
+    throw std::invalid_argument("window: expected " + std::to_string(n_) + " samples");
   const std::size_t n = n_;
   const double inv_n = 1.0 / static_cast<double>(n);
   constexpr std::size_t kLanes = 8, kChunk = 256;  // float lanes summed per chunk, chunks in double
@@ -261,7 +278,8 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
     const float re = Xw[2 * k], im = Xw[2 * k + 1];
     pw[k] = re * re + im * im;
   }
-  const double pscale = 16.0 / (3.0 * static_cast<double>(n) * static_cast<double>(n));  // 2/(N·Σw²)
+  const double pscale =
+      16.0 / (3.0 * static_cast<double>(n) * static_cast<double>(n));  // 2/(N·Σw²)
 
   const std::size_t bands = band_first_bin_.size() - 1;
   out.band_log_energy.resize(bands);
@@ -326,7 +344,7 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
   out.dominant_amplitude = std::sqrt(pw[best]) * amp_scale;
   out.velocity_rms_mm_s = 1000.0 * std::sqrt(pv * pscale * vel_scale_);
   const double v = out.velocity_rms_mm_s;
-  out.iso_zone = v < iso_bounds_[0] ? IsoZone::A
+  out.iso_zone = v < iso_bounds_[0]   ? IsoZone::A
                  : v < iso_bounds_[1] ? IsoZone::B
                  : v < iso_bounds_[2] ? IsoZone::C
                                       : IsoZone::D;
@@ -366,12 +384,13 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
     const float* E = reinterpret_cast<const float*>(env_fft_->output());
     const float env_scale = static_cast<float>(4.0 / static_cast<double>(m));  // 2/Σw, Σw = M/2
     float* ep = env_power_.data();
-    for (std::size_t k = 0; k <= m / 2; ++k) ep[k] = E[2 * k] * E[2 * k] + E[2 * k + 1] * E[2 * k + 1];
+    for (std::size_t k = 0; k <= m / 2; ++k)
+      ep[k] = E[2 * k] * E[2 * k] + E[2 * k + 1] * E[2 * k + 1];
     const DefectMultiples& dm = *config_.bearing;
     for (double mult : {dm.bpfo, dm.bpfi, dm.bsf, dm.ftf})
       for (std::size_t h = 1; h <= config_.defect_harmonics; ++h)
-        out.envelope_amplitudes.push_back(
-            harmonic_peak(env_power_, static_cast<double>(h) * mult * *config_.shaft_hz, env_scale));
+        out.envelope_amplitudes.push_back(harmonic_peak(
+            env_power_, static_cast<double>(h) * mult * *config_.shaft_hz, env_scale));
   }
 }
 

@@ -676,7 +676,11 @@ def scenario_blackhole(tcp_port):
               str(f))
         check_values("blackhole neighbour", drv, "healthy", tags[:40])
         j = drv.jitter()
-        check("blackhole: poll jitter p99 < 5 ms (all devices)", j.get("count", 0) > 0 and j.get("p99", 99) < 5.0,
+        # A poll held up by the silent device would wait out its 300 ms timeout: p99 < 50 ms says
+        # "no stall" with room for a busy sanitizer build (the millisecond figures of an idle
+        # machine are the benchmark's business: docs/performance.md).
+        check("blackhole: no stall, poll jitter p99 < 50 ms (all devices)",
+              j.get("count", 0) > 0 and j.get("p99", 999) < 50.0,
               f"p50={j.get('p50', 0):.3f} p99={j.get('p99', 0):.3f} max={j.get('max', 0):.3f} ms "
               f"over {j.get('count')} polls; largest {j.get('top')}")
         return j
