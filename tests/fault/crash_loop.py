@@ -13,7 +13,9 @@ drains the outbox and the checks run:
     crashes; redeliveries come later);
   * a duplicate (a msg_id received twice, normal after a crash) carries the same record.
 
-Usage: crash_loop.py [--cycles 50] [--build build] [--seed S]
+Usage: crash_loop.py [--cycles 50] [--build build] [--seed S] [--aim]
+(--aim: a third of the kills right after a model retraining was started, so around the model
+swap, a third right after the uplink connected, so during the drain; the rest at random.)
 Prints the counts and "N passed, M failed"; exits 1 if a check failed. Loopback only; every wait
 bounded; every process stopped by PID. Not part of tests/run.sh yet (it takes ~6 s a cycle).
 """
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -60,6 +63,10 @@ def main():
     ap.add_argument("--cycles", type=int, default=50)
     ap.add_argument("--build", default=os.path.join(HERE, "..", "..", "build"))
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--aim", action="store_true",
+                    help="aim the kills: every 3rd cycle during a model swap (a history "
+                    "retraining started just before), every 3rd right after the uplink "
+                    "connected (the drain of what the previous run left), the rest at random")
     args = ap.parse_args()
     gw = os.path.join(os.path.abspath(args.build), "gateway")
     rnd = random.Random(args.seed)
@@ -106,22 +113,52 @@ def main():
         d.send_signal(signal.SIGTERM)
         d.wait(10)
 
+        log_path = os.path.join(work, "vibgated.log")
+
+        def log_since(offset):
+            with open(log_path, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+
         started_ok = 0
+        aimed = {"swap": 0, "drain": 0, "random": 0}
+        swaps_started = 0
         t0 = time.monotonic()
         for i in range(args.cycles):
+            offset = os.path.getsize(log_path)
             d = start()
             if up(d):
                 started_ok += 1
-            time.sleep(rnd.uniform(0.05, 4.0))  # learning, training, swapping, scoring, draining
+            aim = ("random", "swap", "drain")[i % 3] if args.aim else "random"
+            if aim == "swap":
+                # A retraining from the stored history ends in a model swap: kill around it.
+                r = subprocess.run([f"{gw}/vibgate", "model", "train", names[i % len(names)],
+                                    "--from", "10m", "--socket", sock],
+                                   capture_output=True, text=True)
+                swaps_started += r.returncode == 0
+                time.sleep(rnd.uniform(0.0, 1.5))
+            elif aim == "drain":
+                # The uplink drains what the killed run left as soon as it is connected.
+                wait_until(lambda: "uplink: connected" in log_since(offset), 5, 0.02)
+                time.sleep(rnd.uniform(0.0, 0.5))
+            else:
+                time.sleep(rnd.uniform(0.05, 4.0))  # learning, scoring, committing, draining
+            aimed[aim] += 1
             d.send_signal(signal.SIGKILL)
             d.wait(10)
+        loop_log = log_since(0)
+        swaps_done = len(re.findall(r"model version \d+ active", loop_log))
         C.check(f"{args.cycles} SIGKILL cycles: the daemon came up every time "
-                f"({started_ok}/{args.cycles}, {time.monotonic() - t0:.0f} s)",
-                started_ok == args.cycles)
+                f"({started_ok}/{args.cycles}, {time.monotonic() - t0:.0f} s; kills aimed: "
+                f"{aimed['swap']} around a model swap ({swaps_started} retrainings started, "
+                f"{swaps_done} swaps completed in all), {aimed['drain']} at a drain, "
+                f"{aimed['random']} at random)", started_ok == args.cycles)
 
         # The orderly run: drain everything, then stop.
         d = start()
         C.check("final start after the loop", up(d))
+        C.check("every asset has an active model after the kills (no half-written model)",
+                wait_until(learned, 10, 0.5))
 
         def drained():
             r = subprocess.run([f"{gw}/vibgate", "queue", "--json", "--socket", sock],
