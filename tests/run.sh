@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds (Release, warnings as errors) and runs
-# every test, builds the Debian packages from that build and tests them installed (as root: it
-# installs and purges them), then repeats the build and the tests with AddressSanitizer + UBSan,
+# the unit tests, builds the Debian packages from that build and tests them installed (as root: it
+# installs and purges them), then builds with AddressSanitizer + UBSan and runs every test there
+# (the system tests, label "system", run only there: whole daemons against wall-clock waits),
 # runs every libFuzzer target briefly, and the concurrency tests under ThreadSanitizer. A 5-minute
 # soak of the release daemon runs in the background of the sanitizer stages (it checks memory and
 # descriptors, not speed). docs/reliability.md says what each stage proves.
@@ -10,9 +11,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/deploy/install-deps.sh"
 jobs="${VIBGATE_JOBS:-2}"
 
-echo "== release build and tests"
+echo "== release build and unit tests"
 VIBGATE_BUILD_DIR="$root/build" "$root/deploy/build.sh"
-ctest --test-dir "$root/build" --output-on-failure -j"$jobs"
+ctest --test-dir "$root/build" --output-on-failure -j"$jobs" -LE system
 
 echo "== Debian package: built from the release build above, lintian, installed, run, purged"
 SUDO=""
@@ -25,9 +26,9 @@ echo "== soak: 5 minutes of the benchmark load on the release daemon (in the bac
   --json "$root/build/soak.json" > "$root/build/soak.log" 2>&1 &
 soak_pid=$!
 
-echo "== libFuzzer: every target on its regressions and seeds, then fuzzed ${VIBGATE_FUZZ_SECONDS:-10} s"
+echo "== libFuzzer: every target on its regressions and seeds, then fuzzed ${VIBGATE_FUZZ_SECONDS:-5} s"
 "$root/tests/fuzz/run_fuzzers.sh" --build-dir "$root/build-fuzz" \
-  --seconds "${VIBGATE_FUZZ_SECONDS:-10}" --parallel "$jobs"
+  --seconds "${VIBGATE_FUZZ_SECONDS:-5}" --parallel "$jobs"
 
 echo "== ASan+UBSan build and tests"
 # -g1 (line tables: enough for the sanitizers' stack traces) keeps the two extra builds short.

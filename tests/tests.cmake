@@ -95,3 +95,9 @@ set_tests_properties(network_faults PROPERTIES
 # VFS preloaded — disk full while alarming, recovery, Nth write failing, open failing, power cut.
 vibgate_add_pytest(storage_faults fault/test_storage_faults.py --build ${CMAKE_BINARY_DIR})
 set_tests_properties(storage_faults PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
+# The system tests: whole daemons, brokers and field peers against wall-clock waits (about 7
+# minutes). tests/run.sh runs them once, in the ASan+UBSan build (the concurrency ones under TSan
+# too), not a second time in the release build, for CI time; `ctest -L system` runs them in any
+# build.
+set_tests_properties(poller_peers uplink_outage daemon_e2e crash_loop network_faults
+                     storage_faults PROPERTIES LABELS system)
