@@ -126,7 +126,9 @@ void crash_rounds(Mode mode, std::size_t& lost_results) {
     char buf[65536];
     bool killed = false;
     for (;;) {
-      if (!killed && std::chrono::steady_clock::now() >= kill_at) {
+      // Not before the child has completed something (a slow sanitizer build with a fsync per
+      // commit may need longer than the random delay to commit its first batch).
+      if (!killed && std::chrono::steady_clock::now() >= kill_at && !data.empty()) {
         ::kill(pid, SIGKILL);
         killed = true;
       }
