@@ -1,5 +1,19 @@
 """Shared PASS/FAIL bookkeeping of the Python tests: one line per check, and the closing
-'N passed, M failed' line that CI reads."""
+'N passed, M failed' line that CI reads; and the bounded wait they all poll with."""
+
+import time
+
+
+def wait_until(fn, timeout, every=0.2):
+    """Calls fn() until it returns something truthy or `timeout` s passed; returns the last
+    value. Bounded in time and in count (at most timeout/every + 2 calls)."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / max(every, 0.01)) + 2):
+        v = fn()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(max(0.0, min(every, deadline - time.monotonic())))
+    return fn()
 
 
 class Checks:

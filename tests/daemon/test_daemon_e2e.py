@@ -55,9 +55,16 @@ sys.path.insert(0, TESTS)
 sys.path.insert(0, os.path.join(TESTS, "sim"))
 sys.path.insert(0, os.path.join(TESTS, "uplink"))
 from checks import Checks  # noqa: E402  (tests/checks.py)
+import checks  # noqa: E402  (wait_until)
 # free_port() and mbpoll(port, unit, ref, count, type) from the simulator's test.
 from test_sim_mbpoll import free_port, mbpoll  # noqa: E402
 import mqtt_env  # noqa: E402  (tests/uplink/mqtt_env.py)
+
+
+def wait_until(fn, timeout, interval=0.5):
+    """checks.wait_until polling every half second, this test's pace."""
+    return checks.wait_until(fn, timeout, interval)
+
 
 SOURCE = os.environ.get("VIBGATE_SOURCE_DIR") or os.path.abspath(os.path.join(HERE, "..", ".."))
 CLI = os.environ.get("VIBGATE_CLI", "")
@@ -161,19 +168,6 @@ def cli_json(sock, *args, timeout=20):
         data = None
         err += f" [unparsable JSON: {out[:200]!r}]"
     return rc, data, err
-
-
-def wait_until(fn, timeout, interval=0.5):
-    """Calls fn() until it returns something truthy or `timeout` s passed; returns the last
-    value. Bounded in time and in count (at most timeout/interval + 1 calls)."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / interval) + 2):
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
-    return fn()
-
 
 def by_name(items, key="name"):
     return {x.get(key): x for x in (items or [])}

@@ -36,19 +36,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "uplink"))
 sys.path.insert(0, os.path.join(HERE, "..", "sim"))
-from checks import Checks  # noqa: E402
+from checks import Checks, wait_until  # noqa: E402
 import mqtt_env  # noqa: E402
-from plant import make_plant  # noqa: E402  (tests/fault/plant.py)
-
-
-def wait_until(fn, timeout, every=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(every)
-
+from plant import Gateway, make_plant  # noqa: E402  (tests/fault/plant.py)
 
 def con2_count(db, sql):
     con = sqlite3.connect(db)
@@ -84,36 +74,27 @@ def main():
         sim_cmd, cfg, names, _ = make_plant(gw, work, state, sock, broker.port, "crash")
         sim = subprocess.Popen(sim_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(sim)
-        log = open(os.path.join(work, "vibgated.log"), "ab")
+        log_path = os.path.join(work, "vibgated.log")
+        daemon = Gateway(gw, cfg, sock, log_path)
 
         def start():
-            d = subprocess.Popen([f"{gw}/vibgated", "-c", cfg], stdout=log, stderr=log)
+            d = daemon.start()
             procs.append(d)
             return d
-
-        def up(d):
-            return wait_until(lambda: not d.poll() is None or subprocess.run(
-                [f"{gw}/vibgate", "status", "--socket", sock], capture_output=True).returncode == 0,
-                20) and d.poll() is None
 
         # First an orderly run learns the baselines (the loop then scores, alarms while the
         # simulated bearing fault grows from t = 15 s, and kills through all of it).
         d = start()
-        C.check("first start", up(d))
+        C.check("first start", daemon.up())
 
         def learned():
-            r = subprocess.run([f"{gw}/vibgate", "model", "list", "--json", "--socket", sock],
-                               capture_output=True, text=True)
-            try:
-                m = json.loads(r.stdout)
-            except ValueError:
+            m = daemon.json("model", "list")
+            if m is None:
                 return False
             return len([x for x in m if x["state"] == "active"]) == len(names)
         C.check("baselines learned before the fault appears", wait_until(learned, 30, 0.5))
         d.send_signal(signal.SIGTERM)
         d.wait(10)
-
-        log_path = os.path.join(work, "vibgated.log")
 
         def log_since(offset):
             with open(log_path, "rb") as f:
@@ -127,15 +108,13 @@ def main():
         for i in range(args.cycles):
             offset = os.path.getsize(log_path)
             d = start()
-            if up(d):
+            if daemon.up():
                 started_ok += 1
             aim = ("random", "swap", "drain")[i % 3] if args.aim else "random"
             if aim == "swap":
                 # A retraining from the stored history ends in a model swap: kill around it.
-                r = subprocess.run([f"{gw}/vibgate", "model", "train", names[i % len(names)],
-                                    "--from", "10m", "--socket", sock],
-                                   capture_output=True, text=True)
-                swaps_started += r.returncode == 0
+                rc, _ = daemon.cli("model", "train", names[i % len(names)], "--from", "10m")
+                swaps_started += rc == 0
                 time.sleep(rnd.uniform(0.0, 1.5))
             elif aim == "drain":
                 # The uplink drains what the killed run left as soon as it is connected.
@@ -156,18 +135,13 @@ def main():
 
         # The orderly run: drain everything, then stop.
         d = start()
-        C.check("final start after the loop", up(d))
+        C.check("final start after the loop", daemon.up())
         C.check("every asset has an active model after the kills (no half-written model)",
                 wait_until(learned, 10, 0.5))
 
         def drained():
-            r = subprocess.run([f"{gw}/vibgate", "queue", "--json", "--socket", sock],
-                               capture_output=True, text=True)
-            try:
-                q = json.loads(r.stdout)
-            except ValueError:
-                return None
-            return q if q["depth"] == 0 and q["uplink_connected"] else None
+            q = daemon.json("queue")
+            return q if q and q["depth"] == 0 and q["uplink_connected"] else None
         time.sleep(3)
         q = wait_until(drained, 90, 0.5)
         C.check("the outbox drains completely after the loop", q is not None, str(q))

@@ -74,6 +74,7 @@ sys.path.insert(0, TESTS)
 sys.path.insert(0, os.path.join(TESTS, "uplink"))
 sys.path.insert(0, os.path.join(TESTS, "sim"))
 from checks import Checks  # noqa: E402  (tests/checks.py)
+import checks  # noqa: E402  (wait_until)
 import mqtt_env  # noqa: E402  (tests/uplink/mqtt_env.py: Broker, Collector, TcpProxy)
 from test_sim_mbpoll import free_port  # noqa: E402  (tests/sim/test_sim_mbpoll.py)
 
@@ -98,17 +99,10 @@ QUOTA_MB = 1
 def note(phase, measure, value):
     NUMBERS.append((phase, measure, value))
 
-
 def wait_until(fn, timeout, every=0.1):
-    """Calls fn() until it returns something truthy or `timeout` s passed; returns the last
-    value (bounded in time and count)."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / max(every, 0.01)) + 2):
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(max(0.0, min(every, deadline - time.monotonic())))
-    return fn()
+    """checks.wait_until polling every 0.1 s: detection and reconnect times are measured with
+    it."""
+    return checks.wait_until(fn, timeout, every)
 
 
 def now_ms():

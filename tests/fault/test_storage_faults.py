@@ -36,79 +36,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "uplink"))
 sys.path.insert(0, os.path.join(HERE, "..", "sim"))
-from checks import Checks  # noqa: E402
+from checks import Checks, wait_until  # noqa: E402
 import mqtt_env  # noqa: E402
 from test_sim_mbpoll import mbpoll, regs  # noqa: E402  (tests/sim/test_sim_mbpoll.py)
-from plant import json_records, make_plant  # noqa: E402  (tests/fault/plant.py)
-
-
-def wait_until(fn, timeout, every=0.25):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(every)
-
-
-class Gateway:
-    """The daemon under test and its CLI."""
-
-    def __init__(self, gw, cfg, sock, log_path, ctl, preload):
-        self.gw, self.cfg, self.sock, self.log_path = gw, cfg, sock, log_path
-        self.ctl, self.preload = ctl, preload
-        self.proc = None
-
-    def env(self, power_loss=False, faults=True):
-        e = dict(os.environ)
-        if faults:
-            e["LD_PRELOAD"] = self.preload
-            e["VIBGATE_FAULT_VFS_CTL"] = self.ctl
-            # The preloaded module comes before the ASan runtime in the sanitizer build.
-            e["ASAN_OPTIONS"] = (e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0").lstrip(":")
-            if power_loss:
-                e["VIBGATE_FAULT_VFS_POWERLOSS"] = "1"
-        return e
-
-    def start(self, **kw):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([f"{self.gw}/vibgated", "-c", self.cfg], stdout=log,
-                                     stderr=log, env=self.env(**kw))
-        log.close()
-        return self.proc
-
-    def up(self, timeout=20):
-        return wait_until(lambda: self.proc.poll() is not None or self.cli("status")[0] == 0,
-                          timeout) and self.proc.poll() is None
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait(5)
-        return self.proc.returncode if self.proc else None
-
-    def cli(self, *args):
-        p = subprocess.run([f"{self.gw}/vibgate", *args, "--socket", self.sock],
-                           capture_output=True, text=True, timeout=10)
-        return p.returncode, p.stdout + p.stderr
-
-    def json(self, *args):
-        rc, out = self.cli(*args, "--json")
-        if rc != 0:
-            return None
-        try:
-            return json.loads(out)
-        except ValueError:
-            return None
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
+from plant import Gateway, json_records, make_plant  # noqa: E402  (tests/fault/plant.py)
 
 def set_rule(ctl, rule):
     tmp = ctl + ".tmp"

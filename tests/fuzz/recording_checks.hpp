@@ -67,4 +67,12 @@ inline void check_slice(const analytics::Recording& all, const analytics::Record
   }
 }
 
+// Round trip: `again` (`rec` written out and read back) holds the same channels, bit for bit.
+inline void check_round_trip(const analytics::ReadResult& again, const analytics::Recording& rec) {
+  FUZZ_CHECK(again, again.error);
+  FUZZ_CHECK(again.recording->channels.size() == rec.channels.size(), "round trip channels");
+  FUZZ_CHECK(again.recording->channels[0].size() == rec.channels[0].size(), "round trip length");
+  check_slice(*again.recording, rec);
+}
+
 }  // namespace vibgate::fuzz

@@ -35,15 +35,20 @@ struct Mode {
   Durability durability = Durability::balanced;
 };
 
+// Options for `path` behind the fault VFS in power-loss mode (writes held until fsync, so a
+// SIGKILL is a power cut). In a forked child only: the mode is process-wide.
+StoreOptions power_loss_options(const std::string& path) {
+  fault_vfs::install();
+  fault_vfs::set_power_loss(true);
+  auto o = options_for(path);
+  o.vfs_name = fault_vfs::kName;
+  return o;
+}
+
 // The child: never returns. Writes "A<id>\n" / "R<id>\n" / "C<id>\n" after each commit.
 [[noreturn]] void child_main(const std::string& path, int fd, unsigned seed, Mode mode) {
-  auto o = options_for(path);
+  auto o = mode.power_loss ? power_loss_options(path) : options_for(path);
   o.durability = mode.durability;
-  if (mode.power_loss) {
-    fault_vfs::install();
-    fault_vfs::set_power_loss(true);
-    o.vfs_name = fault_vfs::kName;
-  }
   o.commit_interval = std::chrono::milliseconds(5);
   o.commit_rows = 300;
   auto r = Store::open(o);
@@ -229,11 +234,7 @@ TEST(StoreCrashTest, PowerLossDropsWhatWasNotSyncedAndNeverReusesItsIds) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::close(fds[0]);
-    fault_vfs::install();
-    fault_vfs::set_power_loss(true);
-    auto o = options_for(path);
-    o.vfs_name = fault_vfs::kName;
-    auto r = Store::open(o);
+    auto r = Store::open(power_loss_options(path));
     if (!r.store) ::_exit(2);
     for (int round = 0; round < 2; ++round) {  // the second round has no reservation to make
       r.store->submit_alert_event(make_raise("pump1", 1 + round));
