@@ -5,6 +5,7 @@
 // and post a PollResult back. An `alive` token guards results posted after stop().
 #include "vibgate/ingest/poller.hpp"
 
+#include <pthread.h>
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/post.hpp>
@@ -24,9 +25,12 @@ namespace vibgate::ingest {
 
 std::string_view to_string(DeviceState s) {
   switch (s) {
-    case DeviceState::offline: return "offline";
-    case DeviceState::degraded: return "degraded";
-    case DeviceState::online: return "online";
+    case DeviceState::offline:
+      return "offline";
+    case DeviceState::degraded:
+      return "degraded";
+    case DeviceState::online:
+      return "online";
   }
   return "?";
 }
@@ -36,15 +40,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr std::size_t kWaveHeader = 8;      // registers, docs/modbus-waveform.md
+constexpr std::size_t kWaveHeader = 8;  // registers, docs/modbus-waveform.md
 constexpr std::size_t kMaxWaveSamples = 8192;
 constexpr std::size_t kMaxJitterSamples = 1000000;
 
 Timestamp now_stamp() {
-  return Timestamp{std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(),
-                   std::chrono::duration_cast<std::chrono::nanoseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count()};
+  return Timestamp{
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(),
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count()};
 }
 
 // Application bytes of one request/response (PDU + TCP MBAP header or RTU address and CRC).
@@ -59,9 +64,12 @@ struct Bus {
   detail::ModbusLink link;
   bool rtu = false;
   std::chrono::microseconds silence{0};
-  Clock::time_point last_end{};            // worker thread only
+  Clock::time_point last_end{};  // worker thread only
   boost::asio::thread_pool worker{1};
-  explicit Bus(detail::ModbusLink l) : link(std::move(l)) {}
+  explicit Bus(detail::ModbusLink l) : link(std::move(l)) {
+    // Named for `top -H` and the system benchmark's per-thread CPU (15 characters at most).
+    boost::asio::post(worker, [] { pthread_setname_np(pthread_self(), "vg-bus"); });
+  }
 };
 
 struct WaveState {
@@ -75,8 +83,8 @@ struct BlockData {
 };
 
 struct WaveResult {
-  bool ok = false;        // header read fine
-  bool new_block = false; // a complete, untorn new block is in `samples`
+  bool ok = false;         // header read fine
+  bool new_block = false;  // a complete, untorn new block is in `samples`
   bool torn = false;
   std::uint16_t seq = 0;
   std::uint32_t gaps = 0;
@@ -129,7 +137,8 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
       // 3.5 character times (11 bits per character), at least 1.75 ms as the spec fixes above
       // 19200 baud, or the configured silence if longer.
       const double char_us = 11.0 * 1e6 / b.line.baud;
-      const auto gap = std::chrono::microseconds(static_cast<std::int64_t>(std::max(3.5 * char_us, 1750.0)));
+      const auto gap =
+          std::chrono::microseconds(static_cast<std::int64_t>(std::max(3.5 * char_us, 1750.0)));
       bus->silence = std::max<std::chrono::microseconds>(gap, milliseconds(b.silence_ms));
       rtu_buses[b.name] = bus.get();
       buses.push_back(std::move(bus));
@@ -243,7 +252,9 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
   // The last request failed without a Modbus exception: connection down (TCP closes the link) or,
   // on a serial line that stays open, a timeout or garbled reply — after all retries. Reading the
   // device's other blocks would only hold the shared bus for another timeout each.
-  static bool no_answer(const detail::ModbusLink& link) { return !link.connected() || !link.last_was_exception(); }
+  static bool no_answer(const detail::ModbusLink& link) {
+    return !link.connected() || !link.last_was_exception();
+  }
 
   PollResult execute(Device& d, Clock::time_point due, std::vector<WaveState>& waves) {
     PollResult r;
@@ -280,23 +291,28 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
     const int unit = d.cfg.unit_id;
     std::vector<std::uint16_t> hdr;
     auto read = [&](std::uint16_t addr, std::uint16_t count, std::vector<std::uint16_t>& dst) {
-      return request(d, r, false, count, [&] { return link.read_registers(unit, w.reg, addr, count, dst, timeout); });
+      return request(d, r, false, count,
+                     [&] { return link.read_registers(unit, w.reg, addr, count, dst, timeout); });
     };
     if (!read(w.base_address, kWaveHeader, hdr).empty()) return;
     out.ok = true;
     out.seq = hdr[0];
     if (st.last_seq && *st.last_seq == out.seq) return;  // nothing new
     const std::size_t n = hdr[1];
-    const double rate = decode_registers(std::span(hdr).subspan(2, 2), ValueType::uint32, WordOrder::ABCD);
+    const double rate =
+        decode_registers(std::span(hdr).subspan(2, 2), ValueType::uint32, WordOrder::ABCD);
     const std::uint16_t format = hdr[4];
     if (n == 0 || n > kMaxWaveSamples || format > 1 || rate < 1 || rate > 1e6) {
       out.ok = false;
-      r.last_error = d.cfg.name + ": waveform '" + w.name + "' header is invalid (n=" + std::to_string(n) +
-                     ", rate=" + std::to_string(static_cast<long long>(rate)) + ", format=" + std::to_string(format) + ")";
+      r.last_error = d.cfg.name + ": waveform '" + w.name +
+                     "' header is invalid (n=" + std::to_string(n) +
+                     ", rate=" + std::to_string(static_cast<long long>(rate)) +
+                     ", format=" + std::to_string(format) + ")";
       ++r.errors;
       return;
     }
-    const float scale = static_cast<float>(decode_registers(std::span(hdr).subspan(6, 2), ValueType::float32, WordOrder::ABCD));
+    const float scale = static_cast<float>(
+        decode_registers(std::span(hdr).subspan(6, 2), ValueType::float32, WordOrder::ABCD));
     const std::size_t regs_needed = format == 0 ? n : 2 * n;
     if (w.base_address + kWaveHeader + regs_needed > 65536) {
       out.ok = false;
@@ -306,8 +322,10 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
     std::vector<std::uint16_t> data, chunk;
     data.reserve(regs_needed);
     for (std::size_t off = 0; off < regs_needed; off += kMaxRegistersPerRead) {
-      const auto count = static_cast<std::uint16_t>(std::min(kMaxRegistersPerRead, regs_needed - off));
-      if (!read(static_cast<std::uint16_t>(w.base_address + kWaveHeader + off), count, chunk).empty()) {
+      const auto count =
+          static_cast<std::uint16_t>(std::min(kMaxRegistersPerRead, regs_needed - off));
+      if (!read(static_cast<std::uint16_t>(w.base_address + kWaveHeader + off), count, chunk)
+               .empty()) {
         out.ok = false;
         return;
       }
@@ -328,9 +346,10 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
     out.rate = rate;
     out.samples.resize(n);
     for (std::size_t i = 0; i < n; ++i)
-      out.samples[i] = format == 0 ? static_cast<float>(static_cast<std::int16_t>(data[i])) * scale
-                                   : static_cast<float>(decode_registers(std::span(data).subspan(2 * i, 2),
-                                                                         ValueType::float32, WordOrder::ABCD));
+      out.samples[i] =
+          format == 0 ? static_cast<float>(static_cast<std::int16_t>(data[i])) * scale
+                      : static_cast<float>(decode_registers(std::span(data).subspan(2 * i, 2),
+                                                            ValueType::float32, WordOrder::ABCD));
     out.new_block = true;
   }
 
@@ -394,7 +413,8 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
         if (!blk.ok) continue;
         for (std::size_t t : d.plan[i].tags) {
           const TagConfig& tag = d.cfg.tags[t];
-          values.push_back(TagSample{d.cfg.name, tag.name, tag.unit, decode_tag(tag, d.plan[i], blk.regs, blk.bits), r.stamp});
+          values.push_back(TagSample{d.cfg.name, tag.name, tag.unit,
+                                     decode_tag(tag, d.plan[i], blk.regs, blk.bits), r.stamp});
         }
       }
       if (!values.empty()) cb.on_tags(values);
@@ -413,16 +433,19 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
       b.units = d.cfg.waveforms[i].units;
       // The block completed at most one poll interval before we saw it; stamp its first sample
       // one block duration before the response (uncertainty: ± the poll interval).
-      const auto dur_ns = static_cast<std::int64_t>(static_cast<double>(w.samples.size()) / w.rate * 1e9);
+      const auto dur_ns =
+          static_cast<std::int64_t>(static_cast<double>(w.samples.size()) / w.rate * 1e9);
       b.first_sample = Timestamp{r.stamp.mono_ns - dur_ns, r.stamp.wall_ns - dur_ns};
       b.gap_before = w.first || w.gaps > 0;
       b.samples = std::move(w.samples);
       cb.on_samples(b);
     }
-    if ((h.state != before || h.last_error != error_before) && cb.on_health_change) cb.on_health_change(d.cfg.name, h);
+    if ((h.state != before || h.last_error != error_before) && cb.on_health_change)
+      cb.on_health_change(d.cfg.name, h);
   }
 
-  void submit_write(const std::string& device, std::function<std::string(Device&)> op, WriteDone done) {
+  void submit_write(const std::string& device, std::function<std::string(Device&)> op,
+                    WriteDone done) {
     Device* d = find(device);
     if (!d) {
       boost::asio::post(loop, [self = shared_from_this(), done, device] {
@@ -430,20 +453,22 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
       });
       return;
     }
-    boost::asio::post(d->bus->worker, [self = shared_from_this(), d, op = std::move(op), done = std::move(done)] {
-      if (self->stopping) return;
-      self->pace(*d->bus);
-      std::string err = op(*d);
-      d->bus->last_end = Clock::now();
-      if (!err.empty()) err = d->cfg.name + ": " + err;
-      boost::asio::post(self->loop, [self, done, err] {
-        if (!self->stopping) done(err);
-      });
-    });
+    boost::asio::post(d->bus->worker,
+                      [self = shared_from_this(), d, op = std::move(op), done = std::move(done)] {
+                        if (self->stopping) return;
+                        self->pace(*d->bus);
+                        std::string err = op(*d);
+                        d->bus->last_end = Clock::now();
+                        if (!err.empty()) err = d->cfg.name + ": " + err;
+                        boost::asio::post(self->loop, [self, done, err] {
+                          if (!self->stopping) done(err);
+                        });
+                      });
   }
 };
 
-ModbusPoller::ModbusPoller(boost::asio::io_context& loop, IngestConfig cfg, IngestCallbacks callbacks)
+ModbusPoller::ModbusPoller(boost::asio::io_context& loop, IngestConfig cfg,
+                           IngestCallbacks callbacks)
     : impl_(std::make_shared<Impl>(loop, std::move(cfg), std::move(callbacks))) {}
 
 ModbusPoller::~ModbusPoller() { stop(); }
@@ -480,31 +505,48 @@ std::vector<double> ModbusPoller::take_jitter_ms() {
   return v;
 }
 
-void ModbusPoller::write_coil(const std::string& device, std::uint16_t address, bool value, WriteDone done) {
-  impl_->submit_write(device, [=](Device& d) {
-    return d.bus->link.write_coil(d.cfg.unit_id, address, value, milliseconds(d.cfg.response_timeout_ms));
-  }, std::move(done));
+void ModbusPoller::write_coil(const std::string& device, std::uint16_t address, bool value,
+                              WriteDone done) {
+  impl_->submit_write(
+      device,
+      [=](Device& d) {
+        return d.bus->link.write_coil(d.cfg.unit_id, address, value,
+                                      milliseconds(d.cfg.response_timeout_ms));
+      },
+      std::move(done));
 }
 
-void ModbusPoller::write_register(const std::string& device, std::uint16_t address, std::uint16_t value,
-                                  WriteDone done) {
-  impl_->submit_write(device, [=](Device& d) {
-    return d.bus->link.write_register(d.cfg.unit_id, address, value, milliseconds(d.cfg.response_timeout_ms));
-  }, std::move(done));
+void ModbusPoller::write_register(const std::string& device, std::uint16_t address,
+                                  std::uint16_t value, WriteDone done) {
+  impl_->submit_write(
+      device,
+      [=](Device& d) {
+        return d.bus->link.write_register(d.cfg.unit_id, address, value,
+                                          milliseconds(d.cfg.response_timeout_ms));
+      },
+      std::move(done));
 }
 
-void ModbusPoller::write_coils(const std::string& device, std::uint16_t address, std::vector<std::uint8_t> values,
-                               WriteDone done) {
-  impl_->submit_write(device, [=](Device& d) {
-    return d.bus->link.write_coils(d.cfg.unit_id, address, values, milliseconds(d.cfg.response_timeout_ms));
-  }, std::move(done));
+void ModbusPoller::write_coils(const std::string& device, std::uint16_t address,
+                               std::vector<std::uint8_t> values, WriteDone done) {
+  impl_->submit_write(
+      device,
+      [=](Device& d) {
+        return d.bus->link.write_coils(d.cfg.unit_id, address, values,
+                                       milliseconds(d.cfg.response_timeout_ms));
+      },
+      std::move(done));
 }
 
 void ModbusPoller::write_registers(const std::string& device, std::uint16_t address,
                                    std::vector<std::uint16_t> values, WriteDone done) {
-  impl_->submit_write(device, [=](Device& d) {
-    return d.bus->link.write_registers(d.cfg.unit_id, address, values, milliseconds(d.cfg.response_timeout_ms));
-  }, std::move(done));
+  impl_->submit_write(
+      device,
+      [=](Device& d) {
+        return d.bus->link.write_registers(d.cfg.unit_id, address, values,
+                                           milliseconds(d.cfg.response_timeout_ms));
+      },
+      std::move(done));
 }
 
 }  // namespace vibgate::ingest

@@ -13,6 +13,7 @@
 
 #include <sys/stat.h>
 
+#include <pthread.h>
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -1056,8 +1057,14 @@ OpenResult Store::open(const StoreOptions& options) {
       return fail("cannot open the reader connection: ", impl->rdb);
     sqlite3_busy_timeout(impl->rdb.get(), 5000);
     Impl* p = impl.get();
-    p->writer = std::thread([p] { p->writer_loop(); });
-    p->fetcher = std::thread([p] { p->fetch_loop(); });
+    p->writer = std::thread([p] {
+      pthread_setname_np(pthread_self(), "vg-store-write");
+      p->writer_loop();
+    });
+    p->fetcher = std::thread([p] {
+      pthread_setname_np(pthread_self(), "vg-store-fetch");
+      p->fetch_loop();
+    });
     r.store.reset(new Store(std::move(impl)));
   } catch (const std::exception& e) {
     r.store.reset();

@@ -498,6 +498,21 @@ def check_lifecycle(c, exe, port):
             c.check("health: 62 assets", h == [62], h)
     finally:
         d.quit()
+    # A gateway that only polls tags (no [[asset]]) still serves the health block.
+    p0 = free_port()
+    d = Driver(exe, p0, 0)
+    try:
+        if c.check("0 assets start (a tag-only gateway)", d.ready, d.first):
+            c.check("0 assets: beat", d.cmd("beat") == "ok")
+            h = regs(p0, HEALTH, 16)
+            c.check("0 assets: health block readable, asset count 0, heartbeat counted",
+                    h is not None and h[8] == 0, h)
+            rc, _, out = mbpoll(p0, 1, 1, 1, "3")
+            c.check("0 assets: 30001 -> illegal data address", rc != 0 and "illegal data address" in out.lower(),
+                    last_line(out))
+            c.check("0 assets: coil 1 -> refused", bits(p0, 0, 1) is None)
+    finally:
+        d.quit()
 
 
 def check_allow_list(c, exe):

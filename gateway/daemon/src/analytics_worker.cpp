@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -151,7 +152,10 @@ AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options,
   pending_models_.resize(assets_.size());
   pending_learn_.resize(assets_.size());
   pending_generation_.assign(assets_.size(), 0);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "vg-analytics");
+    run();
+  });
 }
 
 AnalyticsWorker::~AnalyticsWorker() { stop(); }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
 #include <algorithm>
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -448,6 +449,7 @@ void Daemon::Impl::start_trainer(PointRuntime& a, analytics::FeatureConfig featu
   spdlog::info("asset '{}': training model version {} ({})", a.key, version, note);
   std::thread([link = trainer, source = std::move(source), features, index = a.index, version, path,
                note]() mutable {
+    pthread_setname_np(pthread_self(), "vg-train");
     std::shared_ptr<const analytics::Model> model;
     std::string error;
     try {

@@ -30,6 +30,7 @@
 #include <thread>
 #include <utility>
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 namespace vibgate::daemon {
@@ -176,7 +177,7 @@ std::string validate(const FacadeConfig& c) {
   if (c.max_clients < 1 || c.max_clients > 64) return "modbus_facade.max_clients: must be 1..64";
   if (c.idle_timeout < std::chrono::milliseconds(100) || c.idle_timeout > std::chrono::hours(24))
     return "modbus_facade.idle_timeout_s: must be 0.1..86400";
-  if (c.assets.empty()) return "modbus_facade.assets: at least one asset";
+  // No assets (a gateway that only polls tags) is fine: the facade then serves the health block.
   if (c.assets.size() > fm::kMaxAssets)
     return "modbus_facade.assets: at most 62 (16 registers each below the health block at 1000)";
   std::set<std::string> seen;
@@ -530,7 +531,10 @@ std::string ModbusFacade::start() {
   impl_->allow.clear();
   for (const auto& net : impl_->cfg.allow) impl_->allow.push_back(*parse_ipv4_net(net));
   if (std::string e = impl_->open(); !e.empty()) return e;
-  impl_->thread = std::thread([this] { impl_->run(); });
+  impl_->thread = std::thread([this] {
+    pthread_setname_np(pthread_self(), "vg-facade");
+    impl_->run();
+  });
   spdlog::info("modbus facade: serving {} asset(s) on {} unit {} (read-only, map version {}, {})",
                impl_->cfg.assets.size(), impl_->where, impl_->cfg.unit_id, fm::kVersion,
                impl_->allow.empty() ? std::string("any client")
