@@ -1025,7 +1025,7 @@ def main_plant(work):
                 re.search(r'^vibgate_asset_alarm_level\{asset="pump2",channel="pump2/accel"\} 2(\.0)?$',
                           body, re.M) is not None)
         # the daemon drains the poller's jitter samples every second (they would otherwise grow
-        # to 8 MB: found by the soak in bench/daemon_bench.py) and reports their p99
+        # to 8 MB: found by the soak in bench/daemon_bench.py, now bench/system_bench.py) and reports their p99
         C.check("prometheus: poll jitter p99 reported",
                 re.search(r'^vibgate_poll_jitter_ms\{quantile="0.99"\} \S+$', body, re.M)
                 is not None)

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Short soak for CI (issue 7; the 1-hour soak is in docs/performance.md): the whole daemon under
-the benchmark load (bench/daemon_bench.py: DEVICES simulated machines, 25.6 kHz waveforms and
+the benchmark load (bench/system_bench.py --waveform-devices DEVICES: simulated machines, 25.6 kHz waveforms and
 tags over Modbus TCP, a model per asset) for SECONDS, sampled once a minute, then checks:
 
   * the daemon's own heap (glibc heap in use minus SQLite's heap) is flat within 5 % from minute 1
@@ -37,9 +37,10 @@ def main():
     ap.add_argument("--json")
     args = ap.parse_args()
     out = args.json or os.path.join(tempfile.mkdtemp(prefix="soak-"), "soak.json")
-    bench = os.path.join(HERE, "..", "..", "bench", "daemon_bench.py")
-    p = subprocess.run(["/usr/bin/python3", bench, "--build", args.build, "--devices",
-                        str(args.devices), "--seconds", str(args.seconds), "--json", out],
+    bench = os.path.join(HERE, "..", "..", "bench", "system_bench.py")
+    p = subprocess.run(["/usr/bin/python3", bench, "--build", args.build, "--waveform-devices",
+                        str(args.devices), "--tag-devices", "0", "--seconds", str(args.seconds),
+                        "--json", out, "--quiet"],
                        capture_output=True, text=True, timeout=args.seconds + 300)
     C = Checks()
     finished = p.returncode == 0 and os.path.exists(out)

@@ -237,7 +237,13 @@ std::string Daemon::Impl::start() {
       specs.push_back(std::move(s));
     }
     AnalyticsWorker::Options wo;
-    wo.queue_capacity_blocks = cfg.analytics_queue_blocks;
+    // A serial sensor's read delivers a block per channel and frame, so a burst from many
+    // channels must fit: a fixed 64 dropped blocks from 208 channels with the CPU 75 % idle
+    // (bench/system_bench.py). 16 blocks per channel is at most 16 × 4096 floats each (256 KiB)
+    // and only while they wait.
+    wo.queue_capacity_blocks = cfg.analytics_queue_blocks != 0
+                                   ? cfg.analytics_queue_blocks
+                                   : std::max<std::size_t>(64, 16 * points.size());
     worker = std::make_unique<AnalyticsWorker>(std::move(specs), wo, [this](WindowResult r) {
       boost::asio::post(io, [this, r = std::move(r)]() mutable { on_window(std::move(r)); });
     });

@@ -49,7 +49,7 @@ void parse_daemon(Section& s, DaemonConfig& c) {
                                                                   {"warn", "warn"},
                                                                   {"error", "error"}});
   c.analytics_queue_blocks =
-      static_cast<std::size_t>(s.integer("analytics_queue_blocks", 64, 1, 100000));
+      static_cast<std::size_t>(s.integer("analytics_queue_blocks", 0, 0, 1000000));
   c.result_interval = std::chrono::milliseconds(s.integer("result_interval_ms", 1000, 0, 3600000));
   c.snapshot_s = s.number("snapshot_s", 1.0, 0.0, 10.0);
   c.keep_model_inputs = s.get<bool>("keep_model_inputs").value_or(true);
