@@ -2,6 +2,7 @@
 #include "vibgate/analytics/detector.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace vibgate::analytics {
 
@@ -45,9 +46,13 @@ Verdict verdict_for(double score, double warning_level) {
 }
 
 Scorer::Scorer(std::shared_ptr<const Model> model, Int8Kernel kernel)
-    : model_(std::move(model)),
-      kernel_(kernel),
-      extractor_(std::make_unique<FeatureExtractor>(model_->features)) {
+    : Scorer(model, std::make_shared<FeatureExtractor>(model->features), kernel) {}
+
+Scorer::Scorer(std::shared_ptr<const Model> model, std::shared_ptr<FeatureExtractor> extractor,
+               Int8Kernel kernel)
+    : model_(std::move(model)), kernel_(kernel), extractor_(std::move(extractor)) {
+  if (!extractor_ || extractor_->config().canonical() != model_->features.canonical())
+    throw std::invalid_argument("Scorer: the extractor's feature configuration is not the model's");
   const std::size_t d = extractor_->model_input_size();
   z_.resize(d);
   y_.resize(d);

@@ -11,7 +11,7 @@
 #include <string>
 #include <system_error>
 
-#include <boost/crc.hpp>
+#include <zlib.h>
 
 namespace vibgate::ingest {
 namespace {
@@ -43,10 +43,17 @@ void store_u32(std::uint8_t* p, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
 }
 
+// zlib's CRC-32 (the same CRC-32/ISO-HDLC; slicing tables) — boost::crc_32_type, a byte at a
+// time, was 7 % of the loop thread's time with 13 sensors of 16 channels at 25.6 kHz.
 std::uint32_t crc32(const std::uint8_t* p, std::size_t n) {
-  boost::crc_32_type crc;
-  crc.process_bytes(p, n);
-  return crc.checksum();
+  std::uint32_t crc = static_cast<std::uint32_t>(::crc32(0L, Z_NULL, 0));
+  while (n > 0) {
+    const auto chunk = static_cast<uInt>(std::min<std::size_t>(n, 1u << 30));
+    crc = static_cast<std::uint32_t>(::crc32(crc, p, chunk));
+    p += chunk;
+    n -= chunk;
+  }
+  return crc;
 }
 
 // Scale is usable when finite, non-zero, and (int16) the largest raw value stays finite.

@@ -247,5 +247,35 @@ TEST(EndToEnd, KernelsGiveIdenticalScores) {
   EXPECT_EQ(score_all(x, Int8Kernel::avx2).scores, scalar.scores);
 }
 
+// Two channels interleaved window by window through one shared extractor (as the daemon's worker
+// does for every channel with the same feature configuration) score exactly as with an
+// extractor each; an extractor of another configuration is refused.
+TEST(EndToEnd, SharedExtractorScoresAsOwnExtractor) {
+  const auto x1 = machine(5, 3, DefectKind::none);
+  const auto x2 = machine(6, 3, DefectKind::outer_race, 0.3);
+  const auto fx = std::make_shared<FeatureExtractor>(healthy_model()->features);
+  Scorer s1(healthy_model(), fx), s2(healthy_model(), fx);
+  Scorer own1(healthy_model()), own2(healthy_model());
+  const std::size_t n = healthy_model()->features.window_length, hop = healthy_model()->features.hop();
+  ScoredWindow a, b, c, d;
+  std::size_t windows = 0;
+  for (std::size_t start = 0; start + n <= x1.size(); start += hop, ++windows) {
+    s1.score(std::span<const float>(x1).subspan(start, n), a, true);
+    s2.score(std::span<const float>(x2).subspan(start, n), b, true);
+    own1.score(std::span<const float>(x1).subspan(start, n), c, true);
+    own2.score(std::span<const float>(x2).subspan(start, n), d, true);
+    ASSERT_EQ(a.score, c.score) << windows;
+    ASSERT_EQ(b.score, d.score) << windows;
+    ASSERT_EQ(a.score_float, c.score_float) << windows;
+    ASSERT_EQ(a.input, c.input) << windows;
+    ASSERT_EQ(b.input, d.input) << windows;
+  }
+  EXPECT_EQ(windows, 36u);
+  FeatureConfig other = healthy_model()->features;
+  other.window_length = 2048;
+  EXPECT_THROW(Scorer(healthy_model(), std::make_shared<FeatureExtractor>(other)),
+               std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace vibgate::analytics

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vibgate/analytics/features.hpp"
 #include "vibgate/analytics/model.hpp"
 #include "vibgate/common/outbox.hpp"
 #include "vibgate/common/types.hpp"
@@ -154,9 +156,11 @@ class AnalyticsWorker {
 
   void run();
   void process(Item& item);
+  std::shared_ptr<analytics::FeatureExtractor> shared_extractor(const analytics::FeatureConfig& f);
   void apply_pending_model(Asset& a, std::size_t index);
 
   std::vector<std::unique_ptr<Asset>> assets_;
+  std::map<std::string, std::weak_ptr<analytics::FeatureExtractor>> extractors_;  // by canonical()
   std::unordered_map<std::string, std::size_t> by_channel_;
   std::unordered_map<std::string, std::size_t> by_asset_;
   Options options_;
