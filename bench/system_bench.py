@@ -15,6 +15,9 @@ shape given on the command line:
                                                    backlog drain
   placement   --cpus LIST                          pin the daemon (taskset), e.g. 0; the simulator
                                                    and broker go to the other cores
+              --cpu-quota PCT                      cap the measured daemon at PCT % of one core
+                                                   (CFS quota, 10 ms period; needs root and a
+                                                   writable /sys/fs/cgroup/cpu)
 
 First run: the baselines are learned on site (--learn seconds), then the daemon is stopped. Second
 run (measured): existing database and models, --seconds of steady state after a warm-up. Reported:
@@ -73,6 +76,9 @@ def parse_args(argv=None):
     ap.add_argument("--result-interval-ms", type=int, default=1000,
                     help="daemon.result_interval_ms (default 1000 as shipped; 0: every window)")
     ap.add_argument("--cpus", default="", help="taskset CPU list for the daemon (e.g. 0)")
+    ap.add_argument("--cpu-quota", type=float, default=0,
+                    help="limit the measured daemon to this %% of one core (cgroup v1 cpu "
+                         "controller, root): finds the knee where the plant cannot outrun it")
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=5)
     ap.add_argument("--learn", type=int, default=15)
@@ -217,6 +223,41 @@ def start_daemon(procs, gw, work, env, nsock, cpus, log_name):
     return d, round((ready - t0) * 1000, 1)
 
 
+class CpuQuota:
+    """A cgroup v1 cpu group capping its processes at `pct` % of one core (10 ms period, so a
+    throttled daemon waits at most ~10 ms, well inside what a sensor's FIFO holds)."""
+
+    def __init__(self, pct):
+        self.path = f"/sys/fs/cgroup/cpu/vibgate-bench-{os.getpid()}"
+        os.makedirs(self.path, exist_ok=True)
+        with open(f"{self.path}/cpu.cfs_period_us", "w") as f:
+            f.write("10000")
+        with open(f"{self.path}/cpu.cfs_quota_us", "w") as f:
+            f.write(str(int(10000 * pct / 100)))
+
+    def add(self, pid):
+        with open(f"{self.path}/cgroup.procs", "w") as f:
+            f.write(str(pid))
+
+    def throttled_ms(self):
+        with open(f"{self.path}/cpu.stat") as f:
+            for line in f:
+                if line.startswith("throttled_time"):
+                    return int(line.split()[1]) / 1e6
+        return 0.0
+
+    def remove(self):
+        try:
+            with open(f"{self.path}/cgroup.procs") as f:
+                pids = f.read().split()
+            for pid in pids:  # back to the root group before the group can go
+                with open("/sys/fs/cgroup/cpu/cgroup.procs", "w") as g:
+                    g.write(pid)
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+
 def daemon_pid(p):
     """The daemon's PID (under taskset it is the same process: taskset execs)."""
     return p.pid
@@ -245,7 +286,7 @@ def measure(a, pid, prom, seconds):
     """CPU, memory, windows, latency quantiles over `seconds` of steady state."""
     m0 = metrics(prom)
     c0, th0, k0, t0 = cpu_ticks(pid), thread_ticks(pid), core_ticks(), time.monotonic()
-    rss, p50s, p99s = [], [], []
+    rss, p50s, p99s, jitter = [], [], [], []
     per_minute = {"rss_mb": [], "heap_in_use_mb": [], "sqlite_memory_mb": [], "open_fds": []}
     end = t0 + seconds
     next_q = t0 + 5
@@ -264,6 +305,7 @@ def measure(a, pid, prom, seconds):
             m = metrics(prom)
             p50s.append(m.get('vibgate_window_to_facade_ms{quantile="0.5"}'))
             p99s.append(m.get('vibgate_window_to_facade_ms{quantile="0.99"}'))
+            jitter.append(m.get('vibgate_poll_jitter_ms{quantile="0.99"}'))
     c1, th1, k1, t1 = cpu_ticks(pid), thread_ticks(pid), core_ticks(), time.monotonic()
     m1 = metrics(prom)
     wall = t1 - t0
@@ -308,7 +350,8 @@ def measure(a, pid, prom, seconds):
         "overruns": metric_sum(m1, "vibgate_device_overruns_total") -
         metric_sum(m0, "vibgate_device_overruns_total"),
         "tag_updates_per_s": round(rate("vibgate_tag_updates_total"), 1),
-        "poll_jitter_ms_p99": m1.get("vibgate_poll_jitter_ms"),
+        # Each sample is the p99 of the last second; the worst of them (every 5 s) is reported.
+        "poll_jitter_ms_p99": max((x for x in jitter if x is not None), default=None),
         "uplink_acked_per_s": round(rate("vibgate_uplink_messages_acked_total"), 1),
         "outbox_depth_end": metric_sum(m1, "vibgate_outbox_depth"),
         **{k + "_per_minute": v for k, v in per_minute.items()},
@@ -372,7 +415,8 @@ def run(a):
                         "serial_rate_hz": a.rate, "waveform_devices": a.waveform_devices,
                         "tag_devices": a.tag_devices, "tags_per_device": a.tags,
                         "poll_ms": a.poll_ms, "broker": a.broker, "daemon_cpus": a.cpus or "any",
-                        "result_interval_ms": a.result_interval_ms},
+                        "result_interval_ms": a.result_interval_ms,
+                        "cpu_quota_pct": a.cpu_quota or None},
               "vibration_channels": channels,
               "expected_windows_per_s": round((a.sensors * a.channels * a.rate +
                                                a.waveform_devices * 25600) / HOP, 1),
@@ -384,13 +428,19 @@ def run(a):
     nsock.bind(notify_path)
     env = dict(os.environ, NOTIFY_SOCKET=notify_path)
     sub = None
+    quota = None
     try:
         broker = start_broker(procs, work, broker_port, other) if a.broker else None
-        sim_log = open(f"{work}/sim.log", "w")
-        sim = procs.start(pinned(sim_cmd, other), stdout=sim_log, stderr=subprocess.STDOUT)
-        if not wait_until(lambda: sim.poll() is not None or "vibgate-sim: ready" in
-                          open(f"{work}/sim.log").read(), 20, 0.1) or sim.poll() is not None:
-            raise RuntimeError(f"vibgate-sim did not start: {open(f'{work}/sim.log').read()[-300:]}")
+
+        def start_sim():
+            with open(f"{work}/sim.log", "w") as log:
+                p = procs.start(pinned(sim_cmd, other), stdout=log, stderr=subprocess.STDOUT)
+            if not wait_until(lambda: p.poll() is not None or "vibgate-sim: ready" in
+                              open(f"{work}/sim.log").read(), 20, 0.1) or p.poll() is not None:
+                raise RuntimeError("vibgate-sim did not start: "
+                                   f"{open(f'{work}/sim.log').read()[-300:]}")
+            return p
+        sim = start_sim()
         with open(f"{work}/vibgated.toml", "w") as f:
             f.write(daemon_config(a, work, prom, facade, broker_port, wave_text))
         n_models = channels
@@ -403,10 +453,18 @@ def run(a):
             if not ok:
                 raise RuntimeError("baselines were not learned in time")
         procs.stop(d)
+        # A fresh plant for the measured run, so that its summary (frames it had to drop or skip
+        # because it was itself descheduled, e.g. while the baselines trained) covers this run.
+        procs.stop(sim)
+        sim = start_sim()
 
         d, result["start_to_ready_ms"] = start_daemon(procs, gw, work, env, nsock, a.cpus,
                                                       "vibgated.log")
         pid = daemon_pid(d)
+        if a.cpu_quota:
+            quota = CpuQuota(a.cpu_quota)
+            quota.add(pid)
+            result["cpu_quota_pct"] = a.cpu_quota
         if a.broker:
             sub = procs.start(pinned(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker_port),
                                       "-q", "1", "-t", "vibgate/bench/+/result", "-F",
@@ -415,6 +473,8 @@ def run(a):
         time.sleep(a.warmup)
         sub_start = os.path.getsize(f"{work}/sub.txt") if sub else 0
         result.update(measure(a, pid, prom, a.seconds))
+        if quota:
+            result["throttled_ms"] = round(quota.throttled_ms(), 1)
         if sub:
             procs.stop(sub)
             lat = delivery_latencies_since(f"{work}/sub.txt", sub_start)
@@ -436,6 +496,8 @@ def run(a):
     finally:
         procs.stop_all()
         nsock.close()
+        if quota:
+            quota.remove()
     exp = result["expected_windows_per_s"]
     result["realtime"] = bool(
         (exp == 0 or result["windows_per_s"] >= 0.97 * exp) and result["dropped_blocks"] == 0
