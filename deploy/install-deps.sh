@@ -11,7 +11,7 @@ PACKAGES=(
   python3-pymodbus python3-paho-mqtt mbpoll socat
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev
   debhelper lintian help2man man-db
-  python3 python3-numpy python3-scipy
+  python3 python3-numpy python3-scipy collectd-core
 )
 
 missing=()

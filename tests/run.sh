@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, builds (Release, warnings as errors) and runs
 # the unit tests, builds the Debian packages from that build and tests them installed (as root: it
-# installs and purges them), then builds with AddressSanitizer + UBSan and runs every test there
-# (the system tests, label "system", run only there: whole daemons against wall-clock waits),
-# runs every libFuzzer target briefly, and the concurrency tests under ThreadSanitizer. A 5-minute
-# soak of the release daemon runs in the background of the sanitizer stages (it checks memory and
-# descriptors, not speed). docs/reliability.md says what each stage proves.
+# installs and purges them), checks the benchmark ratios against bench/baseline.json on the idle
+# machine (bench/regress.py: fails when one is more than 20 % worse), then builds with
+# AddressSanitizer + UBSan and runs every test there (the system tests, label "system", run only
+# there: whole daemons against wall-clock waits), runs every libFuzzer target briefly, and the
+# concurrency tests under ThreadSanitizer. A 5-minute soak of the release daemon runs in the
+# background of the sanitizer stages (it checks memory and descriptors, not speed).
+# docs/reliability.md says what each stage proves.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/deploy/install-deps.sh"
@@ -20,6 +22,10 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 VIBGATE_PREBUILT_DIR="$root/build" "$root/deploy/package.sh"
 $SUDO "$root/tests/package/test_package.sh" "$root/build/deb"
+
+# Before the background soak starts: the machine must be idle while the ratios are measured.
+echo "== benchmark ratios against bench/baseline.json (fails when one is > 20 % worse)"
+/usr/bin/python3 "$root/bench/regress.py" --build "$root/build" --json "$root/build/regress.json"
 
 echo "== soak: 5 minutes of the benchmark load on the release daemon (in the background)"
 /usr/bin/python3 "$root/tests/fault/soak_check.py" --build "$root/build" --seconds 300 \
