@@ -27,6 +27,7 @@ Usage: bench/regress.py --build BUILD [--baseline bench/baseline.json] [--record
                         [--only NAME,...] [--json out.json]
   --only     checks (analytics, uplink, collectd, system) or ratio names, comma-separated
   --record   run the same and write the baseline (with --only: update just those entries)
+  --runs N   each check N times, each ratio the median (the baseline is recorded with --runs 3)
 Exit: 0 all within limits; 1 a ratio regressed or the functional check failed (one line each);
 2 a driver or the build failed, or the build lacks the benchmark targets (one line, then the
 tail of the driver's output). Every subprocess is bounded by a timeout; drivers use loopback only.
@@ -49,7 +50,7 @@ TOLERANCE = 0.8  # a ratio may be at most 20 % worse than its baseline
 
 SIZES = {
     "analytics": {"repetitions": 3, "min_time_s": 0.2, "numpy_runs": 2},
-    "uplink": {"messages": 20000, "rounds": 3},
+    "uplink": {"messages": 20000, "rounds": 7},
     "collectd": {"devices": 50, "tags": 10, "seconds": 15},
     "system": {"sensors": 16, "channels": 8, "seconds": 10, "learn_s": 15},
 }
@@ -429,6 +430,10 @@ def parse_args():
     ap.add_argument("--baseline", default=os.path.join(HERE, "baseline.json"))
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--only", default="", help="checks or ratio names, comma-separated")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="run each check this many times and take each ratio's median (a "
+                         "baseline is recorded with --runs 3: one run of the noisy ratios is "
+                         "not representative)")
     ap.add_argument("--json")
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
@@ -454,14 +459,27 @@ def selected_checks(ap, only):
 
 
 def run_checks(a, work):
-    measured, functional = {}, {}
+    """Each check a.runs times; a ratio is the median of its runs (the detail shown is that
+    run's), a functional check must pass in every run."""
+    samples, functional = {}, {}
     for check in a.checks:
-        t0 = time.monotonic()
-        log(f"== {check}: {SIZES[check]}")
-        ratios, func = RUNNERS[check](a.build, work)
-        measured.update(ratios)
-        functional.update(func)
-        log(f"   {check} done in {time.monotonic() - t0:.0f} s")
+        for run in range(a.runs):
+            t0 = time.monotonic()
+            log(f"== {check}: {SIZES[check]}" + (f" (run {run + 1} of {a.runs})" if a.runs > 1 else ""))
+            ratios, func = RUNNERS[check](a.build, work)
+            for name, value in ratios.items():
+                samples.setdefault(name, []).append(value)
+            for name, (ok, why) in func.items():
+                prev_ok = functional.get(name, (True, ""))[0]
+                functional[name] = (prev_ok and ok, why)
+            log(f"   {check} done in {time.monotonic() - t0:.0f} s")
+    measured = {}
+    for name, values in samples.items():
+        ordered = sorted(values, key=lambda v: v[0])
+        value, detail = ordered[(len(ordered) - 1) // 2]
+        if len(values) > 1:
+            detail += f"; median of {len(values)} runs: " + ", ".join(f"{v[0]:.3g}" for v in values)
+        measured[name] = (value, detail)
     return measured, functional
 
 
