@@ -151,11 +151,11 @@ def svg_panel(x0, y0, w, h, title, xs, series, xlabel, ylabels):
     out.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 32}" text-anchor="middle" font-size="12">{xlabel}</text>')
     colors = ["#1f77b4", "#d62728"]
     for i, (values, label) in enumerate(zip(series, ylabels)):
-        vals = [v if v is not None else 0 for v in values]
-        top = max(vals) * 1.15 or 1
-        pts = " ".join(f"{px(x):.1f},{y0 + h - v / top * h:.1f}" for x, v in zip(xs, vals))
+        known = [(x, v) for x, v in zip(xs, values) if v is not None]  # a missing figure: no point
+        top = max((v for _, v in known), default=0) * 1.15 or 1
+        pts = " ".join(f"{px(x):.1f},{y0 + h - v / top * h:.1f}" for x, v in known)
         out.append(f'<polyline points="{pts}" fill="none" stroke="{colors[i]}" stroke-width="2"/>')
-        for x, v in zip(xs, vals):
+        for x, v in known:
             out.append(f'<circle cx="{px(x):.1f}" cy="{y0 + h - v / top * h:.1f}" r="3" fill="{colors[i]}"/>')
         ax = x0 - 8 if i == 0 else x0 + w + 8
         anchor = "end" if i == 0 else "start"
