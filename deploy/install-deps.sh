@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config ccache
   libfftw3-dev libsndfile1-dev libprotobuf-dev protobuf-compiler libspdlog-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libboost-dev libmodbus-dev
   libsqlite3-dev sqlite3 zlib1g-dev libmosquitto-dev libssl-dev mosquitto mosquitto-clients openssl
