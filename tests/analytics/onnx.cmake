@@ -4,3 +4,4 @@
 vibgate_add_gtest(onnx_test analytics/onnx_test.cpp)
 target_include_directories(onnx_test SYSTEM PRIVATE ${CMAKE_BINARY_DIR}/analytics ${VIBGATE_ONNX_INCLUDE})
 target_link_libraries(onnx_test PRIVATE protobuf::libprotobuf ${VIBGATE_ONNX_PROTO})
+vibgate_add_pytest(onnx_python analytics/test_onnx_python.py)
