@@ -97,7 +97,8 @@ TEST(ControlCodecOnnx, ImportAndExportInfoRoundTrip) {
   EXPECT_EQ(b.verdict_agreement, i.verdict_agreement);
   EXPECT_EQ(b.warnings, i.warnings);
   EXPECT_EQ(b.note, i.note);
-  const auto x = reply_round_trip(vd::ModelExportInfo{"fan1", "3", std::string("\x00\x01onnx", 6), "onnx:ae.onnx"});
+  const auto x = reply_round_trip(
+      vd::ModelExportInfo{"fan1", "3", std::string("\x00\x01onnx", 6), "onnx:ae.onnx"});
   ASSERT_TRUE(std::holds_alternative<vd::ModelExportInfo>(x.payload));
   const auto& e = std::get<vd::ModelExportInfo>(x.payload);
   EXPECT_EQ(e.asset, "fan1");
