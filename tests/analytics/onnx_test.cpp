@@ -317,6 +317,43 @@ TEST(OnnxImport, NormalizationFromMetadataThenFromCalibration) {
   }
 }
 
+// Gemm with transB = 0 (weights stored [in, out]) and a MatMul without Add (zero bias) read the
+// same network as their transB = 1 / MatMul + Add forms.
+TEST(OnnxImport, GemmTransB0AndMatMulWithoutAddAreEquivalentForms) {
+  const Spec s = autoencoder({"Tanh", "Relu", "Sigmoid", ""});
+  const auto p = build(s);
+  auto t = p;  // every Gemm to transB = 0 with transposed weights
+  for (auto& init : *t.mutable_graph()->mutable_initializer()) {
+    if (init.name()[0] != 'W') continue;
+    const auto rows = init.dims(0), cols = init.dims(1);
+    std::vector<float> w(static_cast<std::size_t>(rows * cols)), wt(w.size());
+    std::memcpy(w.data(), init.raw_data().data(), w.size() * 4);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c)
+        wt[static_cast<std::size_t>(c * rows + r)] = w[static_cast<std::size_t>(r * cols + c)];
+    init.set_dims(0, cols);
+    init.set_dims(1, rows);
+    init.set_raw_data(std::string(reinterpret_cast<const char*>(wt.data()), wt.size() * 4));
+  }
+  for (auto& n : *t.mutable_graph()->mutable_node())
+    if (n.op_type() == "Gemm") n.mutable_attribute(0)->set_i(0);
+  const auto a = import(p), b = import(t);
+  ASSERT_TRUE(a.model) << a.error;
+  ASSERT_TRUE(b.model) << b.error;
+  for (std::size_t l = 0; l < a.model->float_net.layers().size(); ++l)
+    EXPECT_EQ(a.model->float_net.layers()[l].weights, b.model->float_net.layers()[l].weights);
+  // MatMul without its Add: the bias is zero.
+  Spec m = autoencoder({"Relu", "Relu", "Relu", ""}, true);
+  auto q = build(m);
+  auto* g = q.mutable_graph();
+  const int last_add = g->node_size() - 1;  // add3 → Y
+  g->mutable_node(last_add - 1)->set_output(0, "Y");
+  g->mutable_node()->DeleteSubrange(last_add, 1);
+  const auto r = import(q);
+  ASSERT_TRUE(r.model) << r.error;
+  for (float v : r.model->float_net.layers().back().bias) EXPECT_EQ(v, 0.f);
+}
+
 // ---- activations -----------------------------------------------------------------------------
 
 struct ActCase {
