@@ -641,5 +641,37 @@ TEST(LegacyModelFile, TrainedModelsWriteNoNewFieldsAndFilesWithoutThemLoad) {
   fs::remove(path);
 }
 
+TEST(LegacyModelFile, AFileWrittenByTheEarlierBuildLoadsAndSavesByteIdentical) {
+  const std::string src = std::string(VIBGATE_ONNX_TEST_DATA) + "/legacy_model_v1.vgm";
+  std::ifstream in(src, std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(file.size(), 20u) << src;
+  const auto l = load_model(src);
+  ASSERT_TRUE(l.model) << l.error;
+  const Model& m = *l.model;
+  EXPECT_EQ(m.origin, "trained");
+  ASSERT_EQ(m.float_net.layers().size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto want = i < 3 ? Activation::relu : Activation::linear;
+    EXPECT_EQ(m.float_net.layers()[i].activation, want);
+    EXPECT_EQ(m.int8_net.layers()[i].activation, want);
+    EXPECT_TRUE(m.int8_net.layers()[i].lut.empty());
+  }
+  const std::string path =
+      (fs::temp_directory_path() / ("vibgate_legacy_copy_" + std::to_string(::getpid()) + ".vgm"))
+          .string();
+  ASSERT_EQ(save_model(m, path), "");
+  std::ifstream again(path, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()),
+            file);
+  fs::remove(path);
+  // It exports and re-imports like any model.
+  std::string bytes;
+  ASSERT_EQ(export_onnx(m, bytes), "");
+  const auto r = read_onnx(bytes, "legacy.onnx");
+  ASSERT_TRUE(r.network) << r.error;
+  EXPECT_EQ(r.network->layers.size(), 4u);
+}
+
 }  // namespace
 }  // namespace vibgate::analytics
