@@ -590,6 +590,30 @@ TEST(OnnxRefusals, TruncatedAndGarbageFiles) {
             std::string::npos);
 }
 
+// Damaged files (random byte changes, truncations) never crash the importer: each gives a model
+// or a one-line error naming the file.
+TEST(OnnxRefusals, DamagedFilesGiveAModelOrOneLineError) {
+  const std::string good = bytes_of(build(autoencoder({"Tanh", "Sigmoid", "Relu", ""}, true)));
+  std::mt19937_64 rng(11);
+  std::size_t refused = 0, accepted = 0;
+  for (int k = 0; k < 1500; ++k) {
+    std::string b = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) b[rng() % b.size()] = static_cast<char>(rng() & 0xFF);
+    if (k % 5 == 0) b.resize(rng() % b.size());
+    const auto r = import_onnx(b, "damaged.onnx", data().cfg, data().healthy, ImportOptions{});
+    if (r.model) {
+      ++accepted;
+      continue;
+    }
+    ++refused;
+    ASSERT_EQ(r.error.rfind("damaged.onnx: ", 0), 0u) << r.error;
+    ASSERT_EQ(r.error.find('\n'), std::string::npos) << "[" << r.error << "]";
+  }
+  EXPECT_GT(refused, 100u);  // the damage was real
+  EXPECT_GT(accepted + refused, 0u);
+}
+
 TEST(OnnxRefusals, TooFewCalibrationRowsAndDisagreement) {
   const auto p = build(autoencoder({"Tanh", "Tanh", "Tanh", ""}));
   std::vector<std::vector<float>> few(data().healthy.begin(), data().healthy.begin() + 5);
