@@ -108,14 +108,6 @@ bool all_finite(const std::vector<float>& v) {
 
 }  // namespace
 
-std::uint32_t nonzero_weights(const FloatNetwork& net) {
-  std::size_t n = 0;
-  for (const auto& L : net.layers())
-    n += static_cast<std::size_t>(
-        std::count_if(L.weights.begin(), L.weights.end(), [](float w) { return w != 0.f; }));
-  return static_cast<std::uint32_t>(n);
-}
-
 Model build_model(const FeatureConfig& features, const std::vector<std::vector<float>>& rows,
                   const TrainOptions& train, const ThresholdRule& rule, TrainingSummary summary) {
   features.validate();
@@ -380,6 +372,14 @@ std::string check_compatible(const Model& model, const FeatureConfig& c) {
            (c.bearing ? "has one" : "has none");
   if (m.hash() != c.hash()) return "feature configuration differs from the model's (" + m.canonical() + ")";
   return {};
+}
+
+std::uint32_t nonzero_weights(const FloatNetwork& net) {
+  std::size_t n = 0;
+  for (const auto& L : net.layers())
+    n += static_cast<std::size_t>(
+        std::count_if(L.weights.begin(), L.weights.end(), [](float w) { return w != 0.f; }));
+  return static_cast<std::uint32_t>(n);
 }
 
 }  // namespace vibgate::analytics
