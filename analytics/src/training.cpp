@@ -553,7 +553,7 @@ TrainedAutoencoder train_autoencoder(const std::vector<std::vector<float>>& inpu
     const std::size_t dense_epochs = out.stats.epochs;
     const std::size_t steps = std::max<std::size_t>(1, opt.prune_steps);
     std::size_t total = opt.prune_finetune_epochs;
-    if (total == 0) total = (3 * epoch_limit + 9) / 10;  // 30 % of the dense limit, rounded up
+    if (total == 0) total = epoch_limit;
     total = std::max(total, steps);
     for (std::size_t s = 1; s <= steps; ++s) {
       const double fraction =

@@ -61,7 +61,7 @@ def parse_args(argv):
     p.add_argument("--prune", type=float, default=0.0,
                    help="magnitude pruning: this fraction of every layer's weights set to 0, then fine-tuned")
     p.add_argument("--prune-finetune-epochs", type=int, default=0,
-                   help="fine-tuning epochs over all pruning steps (default 30 %% of the epoch limit)")
+                   help="fine-tuning epochs over all pruning steps (default: the epoch limit again)")
     p.add_argument("--prune-steps", type=int, default=3, help="pruning steps up to --prune (default 3)")
     p.add_argument("--seed", type=int, default=1, help="random seed (the result is deterministic for a seed)")
     p.add_argument("--torch-output", metavar="FILE.npy",
@@ -227,7 +227,7 @@ def main(argv):
         # Gradual magnitude pruning: step s zeroes round(prune·s/steps · in·out) weights per layer
         # (the smallest |w| among those still unpruned), then fine-tunes with the mask applied;
         # masked weights get no gradient, so they stay 0.
-        total = args.prune_finetune_epochs or math.ceil(0.3 * epoch_limit)
+        total = args.prune_finetune_epochs or epoch_limit
         total = max(total, args.prune_steps)
         pruned = [0] * len(net.layers)
         for s in range(1, args.prune_steps + 1):

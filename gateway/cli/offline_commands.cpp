@@ -193,7 +193,7 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
       ->check(CLI::Range(0.0, 0.99));
   s.train->add_option(
       "--prune-finetune-epochs", s.prune_finetune_epochs,
-      "Fine-tuning epochs after pruning, over all steps (default: 30 % of the epoch limit)");
+      "Fine-tuning epochs after pruning, over all steps (default: the epoch limit again)");
   s.train->add_option("--prune-steps", s.prune_steps, "Pruning steps up to --prune (default 3)")
       ->check(CLI::Range(1, 10));
   add_wisdom(s.train);
