@@ -12,7 +12,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev
   debhelper lintian help2man man-db
   python3 python3-numpy python3-scipy collectd-core
-  python3-torch python3-onnx
+  libonnx-dev python3-onnx
+  python3-torch
 )
 
 missing=()

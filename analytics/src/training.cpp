@@ -581,7 +581,7 @@ TrainedAutoencoder train_autoencoder(const std::vector<std::vector<float>>& inpu
     DenseLayer& D = dense[l];
     D.in = L.in;
     D.out = L.out;
-    D.relu = L.relu;
+    D.activation = L.relu ? Activation::relu : Activation::linear;
     D.weights.resize(L.in * L.out);
     for (std::size_t j = 0; j < L.out; ++j)
       std::copy_n(&L.w[j * L.inp], L.in, &D.weights[j * L.in]);

@@ -1,4 +1,5 @@
-// offline_commands.cpp — the offline analysis subcommands: features, train, score, eval, synth.
+// offline_commands.cpp — the offline analysis subcommands: features, train, score, eval, synth,
+// and the file forms of model import/export (ONNX).
 //
 // Every file is read through analytics::read_recording, cut into windows with the configured hop
 // and scored by analytics::Scorer, so the numbers equal what the daemon computes. Errors are one
@@ -8,9 +9,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -23,6 +27,7 @@
 #include "vibgate/analytics/fft.hpp"
 #include "vibgate/analytics/metrics.hpp"
 #include "vibgate/analytics/model.hpp"
+#include "vibgate/analytics/onnx.hpp"
 #include "vibgate/analytics/recording.hpp"
 #include "vibgate/analytics/synth.hpp"
 
@@ -326,12 +331,21 @@ int OfflineCommands::State::run_features() {
   return 0;
 }
 
-int OfflineCommands::State::run_train() {
+namespace {
+
+// The training rows of `files` as `vibgate train` builds them: the feature configuration from the
+// options and the first file's sample rate (every file must give the same), windows at
+// `train_overlap`. Also fills summary.samples and summary.source.
+struct TrainingRows {
+  FeatureConfig cfg;
+  std::vector<std::vector<float>> rows;
+};
+TrainingRows collect_training_rows(const std::vector<std::string>& files, const InputOptions& in,
+                                   const FeatureOptions& fo, double train_overlap,
+                                   analytics::TrainingSummary& summary) {
   std::vector<std::vector<float>> rows;
   std::optional<FeatureConfig> cfg;
   std::unique_ptr<analytics::FeatureExtractor> ex;
-  analytics::TrainingSummary summary;
-  const auto t0 = std::chrono::steady_clock::now();
   for (const auto& path : files) {
     const auto rec = read_or_throw(path, in);
     const FeatureConfig c = config_for(fo, FeatureConfig{}, rec.sample_rate_hz, path);
@@ -354,6 +368,16 @@ int OfflineCommands::State::run_train() {
     for (const auto& ch : rec.channels) summary.samples += ch.size();
     summary.source += (summary.source.empty() ? "" : ",") + std::filesystem::path(path).filename().string();
   }
+  return TrainingRows{*cfg, std::move(rows)};
+}
+
+}  // namespace
+
+int OfflineCommands::State::run_train() {
+  analytics::TrainingSummary summary;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto [cfg_value, rows] = collect_training_rows(files, in, fo, train_overlap, summary);
+  const std::optional<FeatureConfig> cfg = cfg_value;
   if (rows.size() < 8)
     throw UserError(files.front() + ": only " + std::to_string(rows.size()) +
                     " windows in the training data; at least 8 are needed");
@@ -569,6 +593,108 @@ int OfflineCommands::State::run_synth() {
   gen.generate(ch[0]);
   const std::string e = analytics::write_wav_f32(out_path, synth_rate, ch);
   if (!e.empty()) throw UserError(e);
+  return 0;
+}
+
+}  // namespace vibgate::cli
+
+namespace vibgate::cli {
+
+std::string read_file_bytes(const std::string& path, std::size_t max_bytes, std::string& bytes) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return path + ": cannot read: " + ec.message();
+  if (size > max_bytes)
+    return path + ": file is too large (" + std::to_string(size) + " bytes, at most " + std::to_string(max_bytes) + ")";
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return path + ": cannot open: " + std::strerror(errno);
+  bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  if (f.bad()) return path + ": read error";
+  return {};
+}
+
+int run_model_import_offline(const ModelImportArgs& a, const FeatureOptions& fo, const InputOptions& in) {
+  try {
+    std::string bytes;
+    if (const auto e = read_file_bytes(a.onnx, 64u << 20, bytes); !e.empty()) throw UserError(e);
+    analytics::TrainingSummary summary;
+    const auto tr = collect_training_rows(a.calibration, in, fo, a.train_overlap, summary);
+    analytics::ImportOptions opt;
+    opt.rule.quantile = a.quantile;
+    opt.rule.margin = a.margin;
+    const std::string name = std::filesystem::path(a.onnx).filename().string();
+    auto r = analytics::import_onnx(bytes, name, tr.cfg, tr.rows, opt);
+    if (!r.model) throw UserError(r.error);
+    r.model->summary.samples = summary.samples;
+    r.model->summary.source = name + " (calibration: " + summary.source + ")";
+    r.model->summary.trained_at = now_utc_iso8601();
+    if (const auto e = analytics::save_model(*r.model, a.out); !e.empty()) throw UserError(e);
+    const auto& rep = r.report;
+    if (a.json) {
+      ordered_json j = {{"file", rep.file},
+                        {"out", a.out},
+                        {"rows", rep.rows},
+                        {"layers", rep.layers},
+                        {"normalization", rep.normalization},
+                        {"threshold_float", rep.threshold_float},
+                        {"threshold_int8", rep.threshold_int8},
+                        {"pearson", rep.pearson},
+                        {"max_abs_diff", rep.max_abs_diff},
+                        {"max_rel_diff", rep.max_rel_diff},
+                        {"verdict_agreement", rep.verdict_agreement},
+                        {"warnings", rep.warnings}};
+      std::cout << j.dump(1) << "\n";
+    } else {
+      std::cout << rep.text() << "wrote " << a.out << "\n";
+    }
+    return 0;
+  } catch (const UserError& e) {
+    std::cerr << "vibgate: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "vibgate: error: " << e.what() << "\n";
+  }
+  return 1;
+}
+
+// Writes `bytes` to path.tmp and renames it into place; "" or "<path>: <problem>".
+std::string write_file_atomic(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return path + ": cannot write: " + std::strerror(errno);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.flush();
+    if (!f) {
+      std::filesystem::remove(tmp);
+      return path + ": write failed";
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    return path + ": cannot rename into place: " + ec.message();
+  }
+  return {};
+}
+
+int run_model_export_offline(const std::string& model_path, const std::string& onnx_path) {
+  auto r = analytics::load_model(model_path);
+  if (!r.model) {
+    std::cerr << "vibgate: " << r.error << "\n";
+    return 1;
+  }
+  std::string bytes;
+  if (const auto e = analytics::export_onnx(*r.model, bytes); !e.empty()) {
+    std::cerr << "vibgate: " << model_path << ": " << e << "\n";
+    return 1;
+  }
+  if (const auto e = write_file_atomic(onnx_path, bytes); !e.empty()) {
+    std::cerr << "vibgate: " << e << "\n";
+    return 1;
+  }
+  std::cout << "wrote " << onnx_path << " (" << bytes.size() << " bytes, " << r.model->float_net.layers().size()
+            << " layers, " << r.model->input_names.size() << " inputs)\n";
   return 0;
 }
 

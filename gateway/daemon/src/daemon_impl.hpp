@@ -98,6 +98,8 @@ struct PointRuntime {
   std::string model_error;
   std::string train_error;  // the last training's failure ("" after a success)
   std::shared_ptr<const analytics::Model> model;
+  // The last ONNX import: its state ("none", "importing", "active", "failed") and report.
+  ModelImportInfo import_info;
 
   // Learning.
   std::vector<std::vector<float>> rows;
@@ -216,6 +218,14 @@ struct Daemon::Impl {
   void on_trained(std::size_t point, std::shared_ptr<const analytics::Model> model,
                   std::string version, std::string path, std::string note, std::string error);
   std::string activate_version(PointRuntime& a, const std::string& version, std::string note);
+  // ONNX import (daemon_import.cpp): checks the request on the loop, imports on a thread of its
+  // own (calibration rows from the store or the request), registers the result like a training
+  // (on_trained → activate_version). Returns "" (started) or one line.
+  std::string start_import(PointRuntime& a, const ModelImportCommand& c);
+  void on_imported(std::size_t point, std::uint64_t import_id, ModelImportInfo report,
+                   std::shared_ptr<const analytics::Model> model, std::string version, std::string path,
+                   std::string error);
+  std::uint64_t import_seq = 0;
   void init_models();
   void close_stale_alerts();
   void on_tick();

@@ -42,6 +42,8 @@ struct Model {
   float threshold_float = 0, threshold_int8 = 0;  // reconstruction error at score 1.0
   float warning_level = 0.8f;                     // score at which the verdict becomes warning
   TrainingSummary summary;
+  // "trained" (on the gateway) or "onnx:<file name>" (imported, onnx.hpp).
+  std::string origin = "trained";
 };
 
 // Threshold rule: threshold = margin · max(q-quantile of all training errors, largest validation
@@ -51,6 +53,10 @@ struct ThresholdRule {
   double margin = 2.0;
   float headroom = 0.1f;  // activation clamp ranges: training min/max widened by this × range
 };
+
+// margin · max(q-quantile of `errors`, largest errors[i] for i in `validation`), at least 1e-9.
+float threshold_from_errors(const std::vector<float>& errors, const std::vector<std::size_t>& validation,
+                            const ThresholdRule& rule);
 
 // Trains float + int8 models from raw model-input rows (see FeatureExtractor::model_input).
 // Throws std::invalid_argument for unusable data. Thread: caller's.

@@ -1,0 +1,12 @@
+# ONNX import/export (issue 9): the C++ tests build ONNX protobufs directly (libonnx-dev), the
+# Python test builds models with python3-onnx and runs the CLI (vibgate synth, model import/export,
+# score) and checks the exported file with onnx.checker and a numpy forward pass.
+vibgate_add_gtest(onnx_test analytics/onnx_test.cpp)
+target_include_directories(onnx_test SYSTEM PRIVATE ${CMAKE_BINARY_DIR}/analytics ${VIBGATE_ONNX_INCLUDE})
+target_link_libraries(onnx_test PRIVATE protobuf::libprotobuf ${VIBGATE_ONNX_PROTO})
+vibgate_add_pytest(onnx_python analytics/test_onnx_python.py)
+# Online import/export against a running daemon + simulator (system test, ~15 s).
+vibgate_add_pytest(model_onnx_online daemon/test_model_onnx_online.py)
+set_tests_properties(model_onnx_online PROPERTIES
+  ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_BUILD_DIR=${CMAKE_BINARY_DIR};VIBGATED=$<TARGET_FILE:vibgated>;VIBGATE_SIM=$<TARGET_FILE:vibgate-sim>"
+  RUN_SERIAL TRUE TIMEOUT 300 LABELS system)
