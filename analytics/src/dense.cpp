@@ -9,20 +9,28 @@ namespace vibgate::analytics {
 
 const char* to_string(Activation a) {
   switch (a) {
-    case Activation::relu: return "relu";
-    case Activation::tanh: return "tanh";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::linear: break;
+    case Activation::relu:
+      return "relu";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::sigmoid:
+      return "sigmoid";
+    case Activation::linear:
+      break;
   }
   return "linear";
 }
 
 float activate(Activation a, float x) {
   switch (a) {
-    case Activation::relu: return std::max(x, 0.0f);
-    case Activation::tanh: return std::tanh(x);
-    case Activation::sigmoid: return 1.0f / (1.0f + std::exp(-x));
-    case Activation::linear: break;
+    case Activation::relu:
+      return std::max(x, 0.0f);
+    case Activation::tanh:
+      return std::tanh(x);
+    case Activation::sigmoid:
+      return 1.0f / (1.0f + std::exp(-x));
+    case Activation::linear:
+      break;
   }
   return x;
 }
@@ -115,7 +123,8 @@ void FloatNetwork::calibrate(const std::vector<std::vector<float>>& rows, float 
     if (!(L.pre_hi - L.pre_lo >= 1e-6f)) L.pre_hi = L.pre_lo + 1e-6f;  // as the int8 scale floor
     L.out_lo = activate(L.activation, L.pre_lo);
     L.out_hi = activate(L.activation, L.pre_hi);
-    if (!(L.out_lo < L.out_hi)) L.out_hi = std::nextafter(L.out_lo, std::numeric_limits<float>::infinity());
+    if (!(L.out_lo < L.out_hi))
+      L.out_hi = std::nextafter(L.out_lo, std::numeric_limits<float>::infinity());
   }
 }
 

@@ -413,15 +413,16 @@ void model_input_of(const FeatureConfig& config, const Features& f, std::span<fl
   for (double a : f.envelope_amplitudes) out[i++] = lg(a);
 }
 
-std::string model_inputs_from_columns(const FeatureConfig& config, const std::vector<std::string>& columns,
+std::string model_inputs_from_columns(const FeatureConfig& config,
+                                      const std::vector<std::string>& columns,
                                       const std::vector<std::vector<double>>& rows,
                                       std::vector<std::vector<float>>& out) {
   const auto want = feature_column_names(config);
   if (columns != want) {
     std::size_t i = 0;
     while (i < columns.size() && i < want.size() && columns[i] == want[i]) ++i;
-    return "feature columns do not match the asset's configuration at column " + std::to_string(i) + " ('" +
-           (i < columns.size() ? columns[i] : std::string("(none)")) + "', expected '" +
+    return "feature columns do not match the asset's configuration at column " + std::to_string(i) +
+           " ('" + (i < columns.size() ? columns[i] : std::string("(none)")) + "', expected '" +
            (i < want.size() ? want[i] : std::string("(none)")) + "')";
   }
   const std::size_t bands = config.resolved_band_edges().size() - 1;
@@ -432,8 +433,8 @@ std::string model_inputs_from_columns(const FeatureConfig& config, const std::ve
   for (std::size_t r = 0; r < rows.size(); ++r) {
     const auto& v = rows[r];
     if (v.size() != want.size())
-      return "row " + std::to_string(r) + " has " + std::to_string(v.size()) + " values, expected " +
-             std::to_string(want.size());
+      return "row " + std::to_string(r) + " has " + std::to_string(v.size()) +
+             " values, expected " + std::to_string(want.size());
     for (double x : v)
       if (!std::isfinite(x)) return "row " + std::to_string(r) + " holds a non-finite value";
     std::size_t i = 0;
@@ -448,11 +449,14 @@ std::string model_inputs_from_columns(const FeatureConfig& config, const std::ve
     f.spectral_centroid_hz = v[i++];
     f.dominant_hz = v[i++];
     f.dominant_amplitude = v[i++];
-    f.band_log_energy.assign(v.begin() + static_cast<std::ptrdiff_t>(i), v.begin() + static_cast<std::ptrdiff_t>(i + bands));
+    f.band_log_energy.assign(v.begin() + static_cast<std::ptrdiff_t>(i),
+                             v.begin() + static_cast<std::ptrdiff_t>(i + bands));
     i += bands;
-    f.shaft_harmonics.assign(v.begin() + static_cast<std::ptrdiff_t>(i), v.begin() + static_cast<std::ptrdiff_t>(i + shaft));
+    f.shaft_harmonics.assign(v.begin() + static_cast<std::ptrdiff_t>(i),
+                             v.begin() + static_cast<std::ptrdiff_t>(i + shaft));
     i += shaft;
-    f.envelope_amplitudes.assign(v.begin() + static_cast<std::ptrdiff_t>(i), v.begin() + static_cast<std::ptrdiff_t>(i + env));
+    f.envelope_amplitudes.assign(v.begin() + static_cast<std::ptrdiff_t>(i),
+                                 v.begin() + static_cast<std::ptrdiff_t>(i + env));
     std::vector<float> row(d);
     model_input_of(config, f, row);
     out.push_back(std::move(row));

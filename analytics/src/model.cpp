@@ -355,8 +355,9 @@ ModelLoadResult load_model(const std::string& path) {
                   std::to_string(m.float_net.layers().size()));
     for (std::size_t l = 0; l < ql.size(); ++l)
       if (ql[l].activation != m.float_net.layers()[l].activation)
-        return fail("layer " + std::to_string(l) + ": int8 activation " + to_string(ql[l].activation) +
-                    " differs from the float activation " + to_string(m.float_net.layers()[l].activation));
+        return fail("layer " + std::to_string(l) + ": int8 activation " +
+                    to_string(ql[l].activation) + " differs from the float activation " +
+                    to_string(m.float_net.layers()[l].activation));
     m.int8_net = QuantizedNetwork(std::move(ql));
     if (m.int8_net.input_size() != d || m.int8_net.output_size() != d)
       return fail("int8 network sizes do not match the feature vector");

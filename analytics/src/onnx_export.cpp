@@ -63,7 +63,9 @@ std::string export_onnx(const Model& model, std::string& bytes) {
   m.set_ir_version(8);
   m.set_producer_name("vibgate");
   m.set_producer_version("0.1.0");
-  m.set_doc_string("vibgate autoencoder: standardized reconstruction of the model-input features (clamps not exported)");
+  m.set_doc_string(
+      "vibgate autoencoder: standardized reconstruction of the model-input features (clamps not "
+      "exported)");
   auto* os = m.add_opset_import();
   os->set_domain("");
   os->set_version(13);
@@ -79,7 +81,8 @@ std::string export_onnx(const Model& model, std::string& bytes) {
   for (std::size_t l = 0; l < layers.size(); ++l) {
     const auto& L = layers[l];
     const std::string id = std::to_string(l);
-    add_tensor(g, "W" + id, {static_cast<std::int64_t>(L.out), static_cast<std::int64_t>(L.in)}, L.weights);
+    add_tensor(g, "W" + id, {static_cast<std::int64_t>(L.out), static_cast<std::int64_t>(L.in)},
+               L.weights);
     add_tensor(g, "B" + id, {static_cast<std::int64_t>(L.out)}, L.bias);
     const bool last = l + 1 == layers.size();
     const bool act = L.activation != Activation::linear;
@@ -92,7 +95,9 @@ std::string export_onnx(const Model& model, std::string& bytes) {
     cur = gemm_out;
     if (act) {
       const std::string out = last ? "Y" : "act" + id;
-      const char* op = L.activation == Activation::relu ? "Relu" : L.activation == Activation::tanh ? "Tanh" : "Sigmoid";
+      const char* op = L.activation == Activation::relu   ? "Relu"
+                       : L.activation == Activation::tanh ? "Tanh"
+                                                          : "Sigmoid";
       add_node(g, op, std::string(to_string(L.activation)) + id, {cur}, out);
       cur = out;
     }

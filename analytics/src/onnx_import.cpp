@@ -31,16 +31,26 @@ struct Fail {
 
 const char* dtype_name(int t) {
   switch (t) {
-    case onnx::TensorProto_DataType_FLOAT: return "float32";
-    case onnx::TensorProto_DataType_UINT8: return "uint8";
-    case onnx::TensorProto_DataType_INT8: return "int8";
-    case onnx::TensorProto_DataType_INT32: return "int32";
-    case onnx::TensorProto_DataType_INT64: return "int64";
-    case onnx::TensorProto_DataType_FLOAT16: return "float16";
-    case onnx::TensorProto_DataType_DOUBLE: return "float64";
-    case onnx::TensorProto_DataType_BFLOAT16: return "bfloat16";
-    case onnx::TensorProto_DataType_UNDEFINED: return "undefined";
-    default: return "non-float";
+    case onnx::TensorProto_DataType_FLOAT:
+      return "float32";
+    case onnx::TensorProto_DataType_UINT8:
+      return "uint8";
+    case onnx::TensorProto_DataType_INT8:
+      return "int8";
+    case onnx::TensorProto_DataType_INT32:
+      return "int32";
+    case onnx::TensorProto_DataType_INT64:
+      return "int64";
+    case onnx::TensorProto_DataType_FLOAT16:
+      return "float16";
+    case onnx::TensorProto_DataType_DOUBLE:
+      return "float64";
+    case onnx::TensorProto_DataType_BFLOAT16:
+      return "bfloat16";
+    case onnx::TensorProto_DataType_UNDEFINED:
+      return "undefined";
+    default:
+      return "non-float";
   }
 }
 
@@ -66,15 +76,15 @@ Constant read_constant(const onnx::TensorProto& t) {
   }
   if (!t.raw_data().empty()) {
     if (t.raw_data().size() != n * 4)
-      throw Fail{"initializer '" + t.name() + "' holds " + std::to_string(t.raw_data().size()) + " bytes, its shape needs " +
-                 std::to_string(n * 4)};
+      throw Fail{"initializer '" + t.name() + "' holds " + std::to_string(t.raw_data().size()) +
+                 " bytes, its shape needs " + std::to_string(n * 4)};
     c.values.resize(n);
     // raw_data is little-endian IEEE 754 (as on every platform vibgate runs on).
     std::memcpy(c.values.data(), t.raw_data().data(), n * 4);
   } else {
     if (static_cast<std::uint64_t>(t.float_data_size()) != n)
-      throw Fail{"initializer '" + t.name() + "' holds " + std::to_string(t.float_data_size()) + " values, its shape needs " +
-                 std::to_string(n)};
+      throw Fail{"initializer '" + t.name() + "' holds " + std::to_string(t.float_data_size()) +
+                 " values, its shape needs " + std::to_string(n)};
     c.values.assign(t.float_data().begin(), t.float_data().end());
   }
   for (float v : c.values)
@@ -83,7 +93,8 @@ Constant read_constant(const onnx::TensorProto& t) {
 }
 
 std::string node_label(int index, const onnx::NodeProto& n) {
-  return "node " + std::to_string(index) + " '" + (n.name().empty() ? n.output_size() ? n.output(0) : "" : n.name()) + "'";
+  return "node " + std::to_string(index) + " '" +
+         (n.name().empty() ? n.output_size() ? n.output(0) : "" : n.name()) + "'";
 }
 
 // Width of a vector-shaped constant ([k] or [1, k]); 0 when it has another shape.
@@ -105,7 +116,8 @@ std::size_t check_value(const onnx::ValueInfoProto& v, const char* role) {
   if (!v.type().has_tensor_type()) throw Fail{what + " is not a tensor"};
   const auto& tt = v.type().tensor_type();
   if (tt.elem_type() != onnx::TensorProto_DataType_FLOAT)
-    throw Fail{what + " has data type " + dtype_name(tt.elem_type()) + ", only float32 is supported"};
+    throw Fail{what + " has data type " + dtype_name(tt.elem_type()) +
+               ", only float32 is supported"};
   if (!tt.has_shape()) return 0;
   const auto& s = tt.shape();
   if (s.dim_size() != 2)
@@ -142,8 +154,8 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
   }
   if (!found) throw Fail{"no ai.onnx operator set is imported"};
   if (net.opset < kMinOpset || net.opset > kMaxOpset)
-    throw Fail{"opset " + std::to_string(net.opset) + " is not supported (supported: " + std::to_string(kMinOpset) +
-               " to " + std::to_string(kMaxOpset) + ")"};
+    throw Fail{"opset " + std::to_string(net.opset) + " is not supported (supported: " +
+               std::to_string(kMinOpset) + " to " + std::to_string(kMaxOpset) + ")"};
   for (const auto& p : m.metadata_props()) net.metadata[p.key()] = p.value();
   if (!m.has_graph()) throw Fail{"the file holds no graph"};
   const auto& g = m.graph();
@@ -156,14 +168,17 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
   const onnx::ValueInfoProto* input = nullptr;
   for (const auto& v : g.input()) {
     if (inits.count(v.name())) continue;
-    if (input) throw Fail{"the graph has more than one input ('" + input->name() + "', '" + v.name() + "')"};
+    if (input)
+      throw Fail{"the graph has more than one input ('" + input->name() + "', '" + v.name() + "')"};
     input = &v;
   }
   if (!input) throw Fail{"the graph has no input"};
   const std::size_t d_in = check_value(*input, "input");
   if (d_in == 0) throw Fail{"input '" + input->name() + "' has no fixed feature dimension"};
-  if (d_in > kMaxWidth) throw Fail{"input '" + input->name() + "' is wider than " + std::to_string(kMaxWidth)};
-  if (g.output_size() != 1) throw Fail{"the graph must have exactly one output, it has " + std::to_string(g.output_size())};
+  if (d_in > kMaxWidth)
+    throw Fail{"input '" + input->name() + "' is wider than " + std::to_string(kMaxWidth)};
+  if (g.output_size() != 1)
+    throw Fail{"the graph must have exactly one output, it has " + std::to_string(g.output_size())};
   const std::size_t d_out = check_value(g.output(0), "output");
 
   std::string current = input->name();
@@ -175,7 +190,8 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
   auto constant_of = [&](const std::string& name, const std::string& where) -> Constant {
     const auto it = inits.find(name);
     if (it == inits.end())
-      throw Fail{where + ": input '" + name + "' is neither the previous node's output nor an initializer (not a chain)"};
+      throw Fail{where + ": input '" + name +
+                 "' is neither the previous node's output nor an initializer (not a chain)"};
     return read_constant(*it->second);
   };
 
@@ -184,16 +200,21 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
     const std::string where = node_label(k, n);
     const std::string& op = n.op_type();
     if (!n.domain().empty() && n.domain() != "ai.onnx")
-      throw Fail{where + ": operator " + n.domain() + "." + op + " is not supported (supported: " + kSupportedOps + ")"};
-    static const char* kOps[] = {"Gemm", "MatMul", "Add", "Sub", "Div", "Mul", "Relu", "Tanh", "Sigmoid"};
+      throw Fail{where + ": operator " + n.domain() + "." + op +
+                 " is not supported (supported: " + kSupportedOps + ")"};
+    static const char* kOps[] = {"Gemm", "MatMul", "Add",  "Sub",    "Div",
+                                 "Mul",  "Relu",   "Tanh", "Sigmoid"};
     if (std::none_of(std::begin(kOps), std::end(kOps), [&](const char* s) { return op == s; }))
-      throw Fail{where + ": operator " + op + " is not supported (supported: " + kSupportedOps + ")"};
-    if (n.output_size() != 1) throw Fail{where + ": operator " + op + " must have exactly one output"};
+      throw Fail{where + ": operator " + op + " is not supported (supported: " + kSupportedOps +
+                 ")"};
+    if (n.output_size() != 1)
+      throw Fail{where + ": operator " + op + " must have exactly one output"};
     // The data input: exactly one input is the previous output.
     int data = -1;
     for (int i = 0; i < n.input_size(); ++i) {
       if (n.input(i) == current) {
-        if (data >= 0) throw Fail{where + ": operator " + op + " uses the previous output twice (not a chain)"};
+        if (data >= 0)
+          throw Fail{where + ": operator " + op + " uses the previous output twice (not a chain)"};
         data = i;
       }
     }
@@ -205,13 +226,15 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
 
     if (op == "Sub" || op == "Div" || op == "Mul") {
       if (!layers.empty())
-        throw Fail{where + ": operator " + op + " is only supported before the first layer (normalization)"};
+        throw Fail{where + ": operator " + op +
+                   " is only supported before the first layer (normalization)"};
       if (n.input_size() != 2) throw Fail{where + ": operator " + op + " needs two inputs"};
       if ((op == "Sub" || op == "Div") && data != 0)
         throw Fail{where + ": operator " + op + " must take the data as its first input"};
       const Constant c = constant_of(n.input(1 - data), where);
       if (vector_width(c) != width)
-        throw Fail{where + ": operator " + op + " constant must have shape [" + std::to_string(width) + "]"};
+        throw Fail{where + ": operator " + op + " constant must have shape [" +
+                   std::to_string(width) + "]"};
       if (op == "Sub") {
         if (mean || std_dev) throw Fail{where + ": operator Sub must come first and only once"};
         mean = c.values;
@@ -221,7 +244,8 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
         for (std::size_t i = 0; i < s.size(); ++i) {
           s[i] = op == "Div" ? c.values[i] : 1.0f / c.values[i];
           if (!(s[i] > 0) || !std::isfinite(s[i]))
-            throw Fail{where + ": operator " + op + " constant must be positive (a standard deviation)"};
+            throw Fail{where + ": operator " + op +
+                       " constant must be positive (a standard deviation)"};
         }
         std_dev = std::move(s);
       }
@@ -232,7 +256,8 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
       if (op == "Gemm") {
         if (n.input_size() < 2 || n.input_size() > 3 || data != 0)
           throw Fail{where + ": operator Gemm must take the data as A and constants as B and C"};
-        if (const auto* a = attr(n, "transA"); a && a->i() != 0) throw Fail{where + ": Gemm with transA=1 is not supported"};
+        if (const auto* a = attr(n, "transA"); a && a->i() != 0)
+          throw Fail{where + ": Gemm with transA=1 is not supported"};
         if (const auto* a = attr(n, "transB")) {
           if (a->i() != 0 && a->i() != 1) throw Fail{where + ": Gemm transB must be 0 or 1"};
           trans_b = a->i() == 1;
@@ -241,20 +266,24 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
           if (const auto* a = attr(n, s); a && a->f() != 1.0f)
             throw Fail{where + ": Gemm with " + s + " != 1 is not supported"};
       } else if (n.input_size() != 2 || data != 0) {
-        throw Fail{where + ": operator MatMul must take the data as its first input and a constant second"};
+        throw Fail{where +
+                   ": operator MatMul must take the data as its first input and a constant second"};
       }
       const Constant w = constant_of(n.input(1), where);
       if (w.dims.size() != 2) throw Fail{where + ": operator " + op + " weights must be a matrix"};
-      const auto rows = static_cast<std::size_t>(w.dims[0]), cols = static_cast<std::size_t>(w.dims[1]);
+      const auto rows = static_cast<std::size_t>(w.dims[0]),
+                 cols = static_cast<std::size_t>(w.dims[1]);
       const std::size_t in = trans_b ? cols : rows;
       L.out = trans_b ? rows : cols;
       if (in != width)
-        throw Fail{where + ": operator " + op + " expects " + std::to_string(in) + " inputs, the previous layer gives " +
-                   std::to_string(width)};
-      if (L.out == 0 || L.out > kMaxWidth) throw Fail{where + ": operator " + op + " has an unsupported width"};
+        throw Fail{where + ": operator " + op + " expects " + std::to_string(in) +
+                   " inputs, the previous layer gives " + std::to_string(width)};
+      if (L.out == 0 || L.out > kMaxWidth)
+        throw Fail{where + ": operator " + op + " has an unsupported width"};
       L.weights.resize(L.in * L.out);
       for (std::size_t j = 0; j < L.out; ++j)
-        for (std::size_t i = 0; i < L.in; ++i) L.weights[j * L.in + i] = trans_b ? w.values[j * cols + i] : w.values[i * cols + j];
+        for (std::size_t i = 0; i < L.in; ++i)
+          L.weights[j * L.in + i] = trans_b ? w.values[j * cols + i] : w.values[i * cols + j];
       L.bias.assign(L.out, 0.f);
       if (op == "Gemm" && n.input_size() == 3 && !n.input(2).empty()) {
         const Constant c = constant_of(n.input(2), where);
@@ -266,28 +295,36 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
       width = L.out;
       layers.push_back(std::move(L));
     } else if (op == "Add") {
-      if (pending != Pending::matmul) throw Fail{where + ": operator Add is only supported as the bias right after a MatMul"};
+      if (pending != Pending::matmul)
+        throw Fail{where + ": operator Add is only supported as the bias right after a MatMul"};
       pending = Pending::none;
       if (n.input_size() != 2) throw Fail{where + ": operator Add needs two inputs"};
       const Constant c = constant_of(n.input(1 - data), where);
-      if (vector_width(c) != width) throw Fail{where + ": Add bias must have shape [" + std::to_string(width) + "]"};
+      if (vector_width(c) != width)
+        throw Fail{where + ": Add bias must have shape [" + std::to_string(width) + "]"};
       layers.back().bias = c.values;
     } else if (activation) {
       if (layers.empty() || layers.back().activation != Activation::linear)
-        throw Fail{where + ": operator " + op + " is only supported right after a Gemm or MatMul (+ Add)"};
+        throw Fail{where + ": operator " + op +
+                   " is only supported right after a Gemm or MatMul (+ Add)"};
       if (n.input_size() != 1) throw Fail{where + ": operator " + op + " needs one input"};
-      layers.back().activation = op == "Relu" ? Activation::relu : op == "Tanh" ? Activation::tanh : Activation::sigmoid;
+      layers.back().activation = op == "Relu"   ? Activation::relu
+                                 : op == "Tanh" ? Activation::tanh
+                                                : Activation::sigmoid;
     }
     // A later node must not read an earlier value: the data flows through one name at a time.
     current = n.output(0);
-    if (inits.count(current)) throw Fail{where + ": output '" + current + "' shadows an initializer"};
+    if (inits.count(current))
+      throw Fail{where + ": output '" + current + "' shadows an initializer"};
   }
   if (layers.empty()) throw Fail{"the graph has no Gemm or MatMul layer"};
   if (current != g.output(0).name())
-    throw Fail{"the graph output '" + g.output(0).name() + "' is not the last node's output (not a chain)"};
+    throw Fail{"the graph output '" + g.output(0).name() +
+               "' is not the last node's output (not a chain)"};
   if (width != d_in || (d_out != 0 && d_out != d_in))
-    throw Fail{"output width " + std::to_string(d_out != 0 ? d_out : width) + " differs from the input width " +
-               std::to_string(d_in) + " (an autoencoder reconstructs its input)"};
+    throw Fail{"output width " + std::to_string(d_out != 0 ? d_out : width) +
+               " differs from the input width " + std::to_string(d_in) +
+               " (an autoencoder reconstructs its input)"};
 
   if (mean || std_dev) {
     Normalizer nz;
@@ -302,11 +339,13 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
       throw Fail{"metadata vibgate.mean and vibgate.std must both hold " + std::to_string(d_in) +
                  " comma-separated numbers"};
     for (float s : *s_)
-      if (!(s > 0) || !std::isfinite(s)) throw Fail{"metadata vibgate.std must hold positive numbers"};
+      if (!(s > 0) || !std::isfinite(s))
+        throw Fail{"metadata vibgate.std must hold positive numbers"};
     net.normalizer = Normalizer{std::move(*m_), std::move(*s_)};
     net.normalization = "metadata";
   }
-  if (const auto it = net.metadata.find("vibgate.input_names"); it != net.metadata.end() && !it->second.empty())
+  if (const auto it = net.metadata.find("vibgate.input_names");
+      it != net.metadata.end() && !it->second.empty())
     net.input_names = split_commas(it->second);
   return net;
 }
@@ -340,7 +379,8 @@ std::optional<std::vector<float>> parse_floats(const std::string& text) {
     while (b > a && item[b - 1] == ' ') --b;
     float v = 0;
     const auto r = std::from_chars(item.data() + a, item.data() + b, v);
-    if (a == b || r.ec != std::errc() || r.ptr != item.data() + b || !std::isfinite(v)) return std::nullopt;
+    if (a == b || r.ec != std::errc() || r.ptr != item.data() + b || !std::isfinite(v))
+      return std::nullopt;
     out.push_back(v);
   }
   return out;
@@ -354,7 +394,8 @@ OnnxReadResult read_onnx(const std::string& bytes, const std::string& name) {
   }
   onnx::ModelProto m;
   if (!m.ParseFromString(bytes)) {
-    r.error = name + ": not an ONNX model (the protobuf does not parse; truncated or another format)";
+    r.error =
+        name + ": not an ONNX model (the protobuf does not parse; truncated or another format)";
     return r;
   }
   try {
@@ -371,21 +412,25 @@ std::string ImportReport::text() const {
   for (std::size_t i = 0; i < layers.size(); ++i) o << (i ? ", " : "") << layers[i];
   o << "\nnormalization    " << normalization << "\ncalibration rows " << rows
     << "\nthresholds       float " << fmt(threshold_float) << ", int8 " << fmt(threshold_int8)
-    << "\nint8 vs float    Pearson " << fmt(pearson, 7) << ", max |score diff| " << fmt(max_abs_diff)
-    << ", max relative diff " << fmt(max_rel_diff) << ", same verdict " << fmt(100 * verdict_agreement, 5) << " %\n";
+    << "\nint8 vs float    Pearson " << fmt(pearson, 7) << ", max |score diff| "
+    << fmt(max_abs_diff) << ", max relative diff " << fmt(max_rel_diff) << ", same verdict "
+    << fmt(100 * verdict_agreement, 5) << " %\n";
   for (const auto& w : warnings) o << "warning: " << w << "\n";
   return o.str();
 }
 
 std::string ImportReport::note() const {
   std::ostringstream o;
-  o << "onnx import " << file << ": r=" << fmt(pearson, 6) << ", verdicts " << fmt(100 * verdict_agreement, 5)
-    << " %, max diff " << fmt(max_abs_diff, 3) << ", " << rows << " rows";
+  o << "onnx import " << file << ": r=" << fmt(pearson, 6) << ", verdicts "
+    << fmt(100 * verdict_agreement, 5) << " %, max diff " << fmt(max_abs_diff, 3) << ", " << rows
+    << " rows";
   return o.str();
 }
 
-ImportResult import_onnx(const std::string& bytes, const std::string& file_name, const FeatureConfig& features,
-                         const std::vector<std::vector<float>>& calibration, const ImportOptions& options) {
+ImportResult import_onnx(const std::string& bytes, const std::string& file_name,
+                         const FeatureConfig& features,
+                         const std::vector<std::vector<float>>& calibration,
+                         const ImportOptions& options) {
   ImportResult res;
   ImportReport& rep = res.report;
   rep.file = file_name;
@@ -409,19 +454,23 @@ ImportResult import_onnx(const std::string& bytes, const std::string& file_name,
   m.input_names = model_input_names(features);
   const std::size_t d = m.input_names.size();
   if (net.input_width() != d)
-    return fail("input width " + std::to_string(net.input_width()) + " does not match the asset's " +
-                std::to_string(d) + " model inputs (" + (d ? m.input_names.front() + " … " + m.input_names.back() : "") + ")");
+    return fail("input width " + std::to_string(net.input_width()) +
+                " does not match the asset's " + std::to_string(d) + " model inputs (" +
+                (d ? m.input_names.front() + " … " + m.input_names.back() : "") + ")");
   if (!net.input_names.empty() && net.input_names != m.input_names) {
     std::size_t i = 0;
     while (i < net.input_names.size() && i < d && net.input_names[i] == m.input_names[i]) ++i;
-    return fail("metadata vibgate.input_names differs from the asset's model inputs at position " + std::to_string(i) +
-                " ('" + (i < net.input_names.size() ? net.input_names[i] : "") + "' vs '" + (i < d ? m.input_names[i] : "") + "')");
+    return fail("metadata vibgate.input_names differs from the asset's model inputs at position " +
+                std::to_string(i) + " ('" + (i < net.input_names.size() ? net.input_names[i] : "") +
+                "' vs '" + (i < d ? m.input_names[i] : "") + "')");
   }
   if (calibration.size() < options.min_rows)
     return fail("only " + std::to_string(calibration.size()) + " calibration rows; at least " +
                 std::to_string(options.min_rows) + " are needed");
   for (const auto& r : calibration) {
-    if (r.size() != d) return fail("calibration rows have " + std::to_string(r.size()) + " values, expected " + std::to_string(d));
+    if (r.size() != d)
+      return fail("calibration rows have " + std::to_string(r.size()) + " values, expected " +
+                  std::to_string(d));
     for (float v : r)
       if (!std::isfinite(v)) return fail("calibration rows hold non-finite values");
   }
@@ -446,7 +495,8 @@ ImportResult import_onnx(const std::string& bytes, const std::string& file_name,
     rep.normalization = "calibration";
   }
   for (const auto& L : net.layers)
-    rep.layers.push_back(std::to_string(L.in) + "→" + std::to_string(L.out) + " " + to_string(L.activation));
+    rep.layers.push_back(std::to_string(L.in) + "→" + std::to_string(L.out) + " " +
+                         to_string(L.activation));
   rep.rows = calibration.size();
 
   std::vector<std::vector<float>> z(calibration.size(), std::vector<float>(d));
@@ -466,7 +516,8 @@ ImportResult import_onnx(const std::string& bytes, const std::string& file_name,
     ef[i] = mean_squared_error(z[i], y);
     m.int8_net.forward(z[i], y, qs);
     eq[i] = mean_squared_error(z[i], y);
-    if (!std::isfinite(ef[i]) || !std::isfinite(eq[i])) return fail("the network produces non-finite outputs");
+    if (!std::isfinite(ef[i]) || !std::isfinite(eq[i]))
+      return fail("the network produces non-finite outputs");
   }
   m.threshold_float = threshold_from_errors(ef, {}, options.rule);
   m.threshold_int8 = threshold_from_errors(eq, {}, options.rule);
@@ -487,18 +538,22 @@ ImportResult import_onnx(const std::string& bytes, const std::string& file_name,
   if (std::isnan(rep.pearson)) rep.pearson = rep.max_abs_diff == 0 ? 1.0 : 0.0;
   rep.verdict_agreement = static_cast<double>(same) / static_cast<double>(z.size());
   if (rep.pearson < options.min_pearson)
-    rep.warnings.push_back("int8 vs float Pearson " + fmt(rep.pearson, 6) + " is below " + fmt(options.min_pearson) +
-                           " on the calibration rows (healthy rows have small scores, where int8 rounding weighs most)");
+    rep.warnings.push_back("int8 vs float Pearson " + fmt(rep.pearson, 6) + " is below " +
+                           fmt(options.min_pearson) +
+                           " on the calibration rows (healthy rows have small scores, where int8 "
+                           "rounding weighs most)");
   if (rep.verdict_agreement < options.min_verdict_agreement)
-    return fail("int8 and float verdicts agree on only " + fmt(100 * rep.verdict_agreement, 5) + " % of the " +
-                std::to_string(z.size()) + " calibration rows (need " + fmt(100 * options.min_verdict_agreement, 5) +
-                " %); Pearson " + fmt(rep.pearson, 6));
+    return fail("int8 and float verdicts agree on only " + fmt(100 * rep.verdict_agreement, 5) +
+                " % of the " + std::to_string(z.size()) + " calibration rows (need " +
+                fmt(100 * options.min_verdict_agreement, 5) + " %); Pearson " +
+                fmt(rep.pearson, 6));
 
   m.origin = "onnx:" + file_name;
   m.summary.source = file_name;
   m.summary.windows = z.size();
   std::ostringstream r;
-  r << options.rule.margin << " x q" << options.rule.quantile << " of calibration errors (onnx import)";
+  r << options.rule.margin << " x q" << options.rule.quantile
+    << " of calibration errors (onnx import)";
   m.summary.threshold_rule = r.str();
   res.model = std::move(m);
   return res;

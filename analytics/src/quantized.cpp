@@ -101,7 +101,8 @@ inline std::int32_t requantize_clamp(std::int64_t acc, std::uint32_t multiplier,
 }  // namespace
 
 std::vector<std::int8_t> activation_lut(Activation a, QuantParams pre, QuantParams out) {
-  if (!uses_lut(a)) throw std::invalid_argument(std::string("no lookup table for activation ") + to_string(a));
+  if (!uses_lut(a))
+    throw std::invalid_argument(std::string("no lookup table for activation ") + to_string(a));
   std::vector<std::int8_t> t(256);
   for (int q = -128; q <= 127; ++q) {
     const double x = static_cast<double>(pre.scale) * (q - pre.zero_point);
@@ -161,11 +162,14 @@ QuantizedNetwork::QuantizedNetwork(std::vector<QuantLayer> layers) : layers_(std
         L.input.zero_point > 127 || L.output.zero_point < -128 || L.output.zero_point > 127)
       throw std::invalid_argument(where + "activation quantization parameters out of range");
     if (uses_lut(L.activation)) {
-      if (!(L.pre.scale > 0) || !std::isfinite(L.pre.scale) || L.pre.zero_point < -128 || L.pre.zero_point > 127)
+      if (!(L.pre.scale > 0) || !std::isfinite(L.pre.scale) || L.pre.zero_point < -128 ||
+          L.pre.zero_point > 127)
         throw std::invalid_argument(where + "pre-activation quantization parameters out of range");
-      if (L.lut.size() != 256) throw std::invalid_argument(where + "lookup table must have 256 entries");
+      if (L.lut.size() != 256)
+        throw std::invalid_argument(where + "lookup table must have 256 entries");
     } else if (!L.lut.empty()) {
-      throw std::invalid_argument(where + "lookup table on a " + to_string(L.activation) + " layer");
+      throw std::invalid_argument(where + "lookup table on a " + to_string(L.activation) +
+                                  " layer");
     }
 
     // |bias| ≤ 2^31, |zp_in·Σw| ≤ 2^26, |Σ a·w| ≤ 2^26 (in ≤ 4096): |acc| < 2^32.
@@ -225,14 +229,16 @@ struct QuantizedNetwork::Kernels {
     for (std::size_t i = 0; i < first.in; ++i)
       a[i] = static_cast<std::int8_t>(quantize_input(z[i], first.input.scale, first.input.zero_point));
     for (const auto& L : net.layers_) {
-      const std::int32_t zp = L.requant_zero_point(), lo = L.activation == Activation::relu ? zp : -128;
+      const std::int32_t zp = L.requant_zero_point(),
+                         lo = L.activation == Activation::relu ? zp : -128;
       const bool lut = uses_lut(L.activation);
       for (std::size_t j = 0; j < L.out; ++j) {
         const std::int8_t* row = &L.weights[j * L.in_padded];
         std::int32_t dot = 0;
         for (std::size_t i = 0; i < L.in; ++i) dot += static_cast<std::int32_t>(a[i]) * row[i];
-        const std::int32_t q = requantize_clamp(std::int64_t{dot} + L.bias_eff[j],
-                                                static_cast<std::uint32_t>(L.multiplier[j]), 31 + L.shift[j], zp, lo);
+        const std::int32_t q =
+            requantize_clamp(std::int64_t{dot} + L.bias_eff[j],
+                             static_cast<std::uint32_t>(L.multiplier[j]), 31 + L.shift[j], zp, lo);
         b[j] = lut ? L.lut[static_cast<std::size_t>(q + 128)] : static_cast<std::int8_t>(q);
       }
       std::swap(a, b);
@@ -256,7 +262,8 @@ struct QuantizedNetwork::Kernels {
                                                                     __m256i acc) {
     const PackedLayer& P = *c.P;
     const QuantLayer& L = *c.L;
-    const std::int32_t zp32 = L.requant_zero_point(), lo32 = L.activation == Activation::relu ? zp32 : -128;
+    const std::int32_t zp32 = L.requant_zero_point(),
+                       lo32 = L.activation == Activation::relu ? zp32 : -128;
     const __m256i zp = _mm256_set1_epi32(zp32);
     const __m256i lo = _mm256_set1_epi32(lo32);
     if (!P.acc32) {  // rare: bias_eff needs 64 bits; the scalar formula per lane
@@ -437,7 +444,8 @@ QuantizedNetwork quantize(const FloatNetwork& net) {
       float s = m / 127.f;
       bool negligible = !(m >= kNegligibleWeight);
       if (!negligible) {
-        quantize_multiplier(static_cast<double>(Q.input.scale) * s / target, Q.multiplier[j], Q.shift[j]);
+        quantize_multiplier(static_cast<double>(Q.input.scale) * s / target, Q.multiplier[j],
+                            Q.shift[j]);
         // M < 2^−32: even the largest possible dot product (< 2^26) moves the output by < 1/64 step.
         negligible = Q.shift[j] > 31;
       }

@@ -7,9 +7,9 @@
 #include "cli/offline_commands.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -605,7 +605,8 @@ std::string read_file_bytes(const std::string& path, std::size_t max_bytes, std:
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) return path + ": cannot read: " + ec.message();
   if (size > max_bytes)
-    return path + ": file is too large (" + std::to_string(size) + " bytes, at most " + std::to_string(max_bytes) + ")";
+    return path + ": file is too large (" + std::to_string(size) + " bytes, at most " +
+           std::to_string(max_bytes) + ")";
   std::ifstream f(path, std::ios::binary);
   if (!f) return path + ": cannot open: " + std::strerror(errno);
   bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
@@ -613,7 +614,8 @@ std::string read_file_bytes(const std::string& path, std::size_t max_bytes, std:
   return {};
 }
 
-int run_model_import_offline(const ModelImportArgs& a, const FeatureOptions& fo, const InputOptions& in) {
+int run_model_import_offline(const ModelImportArgs& a, const FeatureOptions& fo,
+                             const InputOptions& in) {
   try {
     std::string bytes;
     if (const auto e = read_file_bytes(a.onnx, 64u << 20, bytes); !e.empty()) throw UserError(e);
@@ -693,8 +695,9 @@ int run_model_export_offline(const std::string& model_path, const std::string& o
     std::cerr << "vibgate: " << e << "\n";
     return 1;
   }
-  std::cout << "wrote " << onnx_path << " (" << bytes.size() << " bytes, " << r.model->float_net.layers().size()
-            << " layers, " << r.model->input_names.size() << " inputs)\n";
+  std::cout << "wrote " << onnx_path << " (" << bytes.size() << " bytes, "
+            << r.model->float_net.layers().size() << " layers, " << r.model->input_names.size()
+            << " inputs)\n";
   return 0;
 }
 

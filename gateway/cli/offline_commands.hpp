@@ -34,7 +34,8 @@ struct ModelImportArgs {
   double train_overlap = 0.75, quantile = 0.995, margin = 2.0;
   bool json = false;
 };
-int run_model_import_offline(const ModelImportArgs& args, const FeatureOptions& fo, const InputOptions& in);
+int run_model_import_offline(const ModelImportArgs& args, const FeatureOptions& fo,
+                             const InputOptions& in);
 
 // `vibgate model export --model MODEL.vgm --onnx FILE.onnx`. Returns 0, or 1 after one error line.
 int run_model_export_offline(const std::string& model_path, const std::string& onnx_path);

@@ -9,14 +9,14 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
-#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <ostream>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -715,20 +715,25 @@ ordered_json to_json(const vd::ModelImportInfo& m) {
 }
 
 ordered_json to_json(const vd::ModelExportInfo& m) {
-  return {{"asset", m.asset}, {"version", m.version}, {"origin", m.origin}, {"onnx_bytes", m.onnx.size()}};
+  return {{"asset", m.asset},
+          {"version", m.version},
+          {"origin", m.origin},
+          {"onnx_bytes", m.onnx.size()}};
 }
 
 std::string render_model_import(const vd::ModelImportInfo& m) {
   std::string layers;
   for (const auto& l : m.layers) layers += (layers.empty() ? "" : ", ") + l;
-  std::vector<std::pair<std::string, std::string>> pairs = {{"asset", m.asset}, {"file", m.file_name}, {"state", m.state}};
+  std::vector<std::pair<std::string, std::string>> pairs = {
+      {"asset", m.asset}, {"file", m.file_name}, {"state", m.state}};
   if (!m.version.empty()) pairs.emplace_back("version", m.version);
   if (!m.error.empty()) pairs.emplace_back("error", m.error);
   if (m.rows > 0) {
     pairs.emplace_back("layers", layers);
     pairs.emplace_back("normalization", m.normalization);
     pairs.emplace_back("calibration rows", std::to_string(m.rows));
-    pairs.emplace_back("thresholds", "float " + format_number(m.threshold_float) + ", int8 " + format_number(m.threshold_int8));
+    pairs.emplace_back("thresholds", "float " + format_number(m.threshold_float) + ", int8 " +
+                                         format_number(m.threshold_int8));
     pairs.emplace_back("int8 vs float", "Pearson " + fixed(m.pearson, 6) + ", max |score diff| " +
                                             format_number(m.max_abs_diff) + ", max relative diff " +
                                             format_number(m.max_rel_diff) + ", same verdict " +
@@ -903,7 +908,8 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
   s.spectrum->add_option("--height", s.height, "Plot rows (default 12)")->check(CLI::Range(3, 200));
   s.queue = app.add_subcommand("queue", "Store-and-forward outbox and uplink totals");
 
-  s.model = app.add_subcommand("model", "Model versions: list, show, promote, rollback, train, import, export");
+  s.model = app.add_subcommand(
+      "model", "Model versions: list, show, promote, rollback, train, import, export");
   s.model->require_subcommand(1);
   s.model_list = s.model->add_subcommand("list", "Model versions of every asset (or one)");
   s.model_list->add_option("asset", s.asset, "Only this asset");
@@ -938,36 +944,48 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
       "import",
       "Import an ONNX autoencoder: into a model file (--out, with --calibration recordings) or as "
       "a new active version of a running asset (--asset)");
-  s.model_import->add_option("file", s.import_args.onnx, "ONNX model (float32, opset 11-17)")->required();
-  auto* imp_out = s.model_import->add_option("--out", s.import_args.out, "Model file to write (no daemon)");
-  s.model_import->add_option("--asset", s.asset, "Asset (or asset:channel) of the running daemon")->excludes(imp_out);
-  s.model_import->add_option("--calibration", s.import_args.calibration,
-                             "With --out: healthy recordings (feature rows as `vibgate train` makes them); "
-                             "with --asset: a `vibgate features --format csv` file (default: the asset's "
-                             "stored healthy windows)");
-  auto* imp_from = s.model_import
-                       ->add_option("--from", s.train_from, "With --asset: stored windows since this time")
-                       ->check(time_check());
-  s.model_import->add_option("--to", s.train_to, "... until this time (default: now)")->check(time_check())->needs(imp_from);
-  s.model_import->add_option("--train-overlap", s.import_args.train_overlap,
-                             "With --out: overlap of the calibration windows (default 0.75)")
+  s.model_import->add_option("file", s.import_args.onnx, "ONNX model (float32, opset 11-17)")
+      ->required();
+  auto* imp_out =
+      s.model_import->add_option("--out", s.import_args.out, "Model file to write (no daemon)");
+  s.model_import->add_option("--asset", s.asset, "Asset (or asset:channel) of the running daemon")
+      ->excludes(imp_out);
+  s.model_import->add_option(
+      "--calibration", s.import_args.calibration,
+      "With --out: healthy recordings (feature rows as `vibgate train` makes them); "
+      "with --asset: a `vibgate features --format csv` file (default: the asset's "
+      "stored healthy windows)");
+  auto* imp_from =
+      s.model_import
+          ->add_option("--from", s.train_from, "With --asset: stored windows since this time")
+          ->check(time_check());
+  s.model_import->add_option("--to", s.train_to, "... until this time (default: now)")
+      ->check(time_check())
+      ->needs(imp_from);
+  s.model_import
+      ->add_option("--train-overlap", s.import_args.train_overlap,
+                   "With --out: overlap of the calibration windows (default 0.75)")
       ->check(CLI::Range(0.0, 0.9375));
-  s.model_import->add_option("--threshold-quantile", s.import_args.quantile, "Calibration-error quantile (default 0.995)");
-  s.model_import->add_option("--threshold-margin", s.import_args.margin, "Threshold margin factor (default 2.0)");
-  s.model_import->add_option("--wait", s.import_wait_s, "With --asset: seconds to wait for the import (default 600)")
+  s.model_import->add_option("--threshold-quantile", s.import_args.quantile,
+                             "Calibration-error quantile (default 0.995)");
+  s.model_import->add_option("--threshold-margin", s.import_args.margin,
+                             "Threshold margin factor (default 2.0)");
+  s.model_import
+      ->add_option("--wait", s.import_wait_s,
+                   "With --asset: seconds to wait for the import (default 600)")
       ->check(CLI::PositiveNumber);
   s.fo.add_to(*s.model_import);
   s.in.add_to(*s.model_import);
   s.model_export = s.model->add_subcommand(
-      "export", "Write a model's float network as ONNX: a model file (--model) or an asset's active model");
+      "export",
+      "Write a model's float network as ONNX: a model file (--model) or an asset's active model");
   s.model_export->add_option("asset", s.asset, "Asset (or asset:channel) of the running daemon");
   s.model_export->add_option("--model", s.export_model, "Model file (no daemon)");
   s.model_export->add_option("--onnx", s.export_onnx, "ONNX file to write")->required();
 
-  for (CLI::App* cmd :
-       {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum, s.queue,
-        s.model_list, s.model_show, s.model_promote, s.model_rollback, s.model_train,
-        s.model_import, s.model_export}) {
+  for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
+                        s.queue, s.model_list, s.model_show, s.model_promote, s.model_rollback,
+                        s.model_train, s.model_import, s.model_export}) {
     s.add_common(cmd);
   }
   for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
@@ -1156,8 +1174,8 @@ namespace {
 
 // Rows of a `vibgate features --format csv` file: the feature columns after file,channel,start_s
 // and their values (iso_zone letters read as 0; the daemon ignores that column).
-std::string read_features_csv(const std::string& path, std::vector<std::string>& columns, std::vector<float>& values,
-                              std::size_t& rows) {
+std::string read_features_csv(const std::string& path, std::vector<std::string>& columns,
+                              std::vector<float>& values, std::size_t& rows) {
   std::ifstream f(path);
   if (!f) return path + ": cannot open";
   std::string line;
@@ -1176,7 +1194,9 @@ std::string read_features_csv(const std::string& path, std::vector<std::string>&
   if (!line.empty() && line.back() == '\r') line.pop_back();
   auto head = split(line);
   if (head.size() < 4 || head[0] != "file" || head[1] != "channel" || head[2] != "start_s")
-    return path + ": not a `vibgate features --format csv` file (header must start with file,channel,start_s)";
+    return path +
+           ": not a `vibgate features --format csv` file (header must start with "
+           "file,channel,start_s)";
   columns.assign(head.begin() + 3, head.end());
   rows = 0;
   std::size_t lineno = 1;
@@ -1186,10 +1206,11 @@ std::string read_features_csv(const std::string& path, std::vector<std::string>&
     if (line.empty()) continue;
     const auto cells = split(line);
     if (cells.size() != head.size())
-      return path + ": line " + std::to_string(lineno) + " has " + std::to_string(cells.size()) + " fields, the header " +
-             std::to_string(head.size());
+      return path + ": line " + std::to_string(lineno) + " has " + std::to_string(cells.size()) +
+             " fields, the header " + std::to_string(head.size());
     if (++rows > vd::kMaxCalibrationRows)
-      return path + ": more than " + std::to_string(vd::kMaxCalibrationRows) + " rows (at most that many are sent)";
+      return path + ": more than " + std::to_string(vd::kMaxCalibrationRows) +
+             " rows (at most that many are sent)";
     for (std::size_t i = 3; i < cells.size(); ++i) {
       if (columns[i - 3] == "iso_zone") {
         values.push_back(0.f);
@@ -1211,18 +1232,21 @@ std::string read_features_csv(const std::string& path, std::vector<std::string>&
 int OnlineCommands::State::run_model_import(std::int64_t now) {
   if (!import_args.out.empty()) {
     if (import_args.calibration.empty()) {
-      err << "vibgate: model import --out: --calibration RECORDING... is required (healthy recordings)\n";
+      err << "vibgate: model import --out: --calibration RECORDING... is required (healthy "
+             "recordings)\n";
       return kExitUsage;
     }
     import_args.json = json;
     return run_model_import_offline(import_args, fo, in);
   }
   if (asset.empty()) {
-    err << "vibgate: model import: give --out MODEL.vgm (a model file) or --asset ASSET (the running daemon)\n";
+    err << "vibgate: model import: give --out MODEL.vgm (a model file) or --asset ASSET (the "
+           "running daemon)\n";
     return kExitUsage;
   }
   if (fo.any_set()) {
-    err << "vibgate: model import --asset: feature options do not apply (the asset's configuration is used)\n";
+    err << "vibgate: model import --asset: feature options do not apply (the asset's configuration "
+           "is used)\n";
     return kExitUsage;
   }
   if (import_args.calibration.size() > 1) {
@@ -1269,7 +1293,8 @@ int OnlineCommands::State::run_model_import(std::int64_t now) {
   const std::uint64_t id = started->import_id;
   // The import runs on the daemon's trainer thread: poll its state (bounded by --wait).
   vd::ModelImportInfo info = *started;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(std::llround(import_wait_s * 1000));
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(std::llround(import_wait_s * 1000));
   while (info.state == "importing") {
     if (std::chrono::steady_clock::now() > deadline) {
       err << "vibgate: model import: still importing after " << import_wait_s
@@ -1294,7 +1319,8 @@ int OnlineCommands::State::run_model_import(std::int64_t now) {
     out << render_model_import(info);
   }
   if (info.state != "active") {
-    err << "vibgate: " << (info.error.empty() ? std::string("model import failed") : info.error) << "\n";
+    err << "vibgate: " << (info.error.empty() ? std::string("model import failed") : info.error)
+        << "\n";
     return kExitDaemonError;
   }
   return kExitOk;
@@ -1325,8 +1351,8 @@ int OnlineCommands::State::run_model_export() {
     j["file"] = export_onnx;
     out << j.dump(2) << '\n';
   } else {
-    out << "wrote " << export_onnx << " (" << p->onnx.size() << " bytes): " << p->asset << " version " << p->version
-        << " (" << p->origin << ")\n";
+    out << "wrote " << export_onnx << " (" << p->onnx.size() << " bytes): " << p->asset
+        << " version " << p->version << " (" << p->origin << ")\n";
   }
   return kExitOk;
 }

@@ -1156,7 +1156,8 @@ ModelInputs read_model_inputs(const std::string& path, const ModelInputQuery& q,
   sqlite3_busy_timeout(db.get(), 5000);
   Stmt* s = db.cached(
       "SELECT model_input, input_hash FROM results WHERE asset = ? AND wall_ms >= ? AND "
-      "wall_ms <= ? AND (? = '' OR channel = ?) AND (? = 0 OR verdict = 0) AND model_input IS NOT NULL "
+      "wall_ms <= ? AND (? = '' OR channel = ?) AND (? = 0 OR verdict = 0) AND model_input IS NOT "
+      "NULL "
       "ORDER BY wall_ms");
   if (!s) return fail("cannot read model inputs: ");
   StmtReset reset(*s);

@@ -10,3 +10,8 @@ vibgate_add_pytest(model_onnx_online daemon/test_model_onnx_online.py)
 set_tests_properties(model_onnx_online PROPERTIES
   ENVIRONMENT "${VIBGATE_TEST_ENV};VIBGATE_BUILD_DIR=${CMAKE_BINARY_DIR};VIBGATED=$<TARGET_FILE:vibgated>;VIBGATE_SIM=$<TARGET_FILE:vibgate-sim>"
   RUN_SERIAL TRUE TIMEOUT 300 LABELS system)
+# The control codec's import/export messages (tests/daemon/control_onnx_test.cpp).
+add_executable(control_onnx_test daemon/control_onnx_test.cpp)
+target_link_libraries(control_onnx_test PRIVATE vibgate_daemon vibgate_build_flags GTest::gtest_main)
+add_test(NAME control_onnx_test COMMAND control_onnx_test)
+set_tests_properties(control_onnx_test PROPERTIES ENVIRONMENT "${VIBGATE_TEST_ENV}" TIMEOUT 60)

@@ -43,8 +43,8 @@ FeatureConfig shaft_config() {
   return c;
 }
 
-std::vector<std::vector<float>> feature_rows(const FeatureConfig& cfg, std::uint64_t seed, double seconds,
-                                             DefectKind defect = DefectKind::none) {
+std::vector<std::vector<float>> feature_rows(const FeatureConfig& cfg, std::uint64_t seed,
+                                             double seconds, DefectKind defect = DefectKind::none) {
   MachineModel mm;
   mm.seed = seed;
   mm.defect = defect;
@@ -93,7 +93,8 @@ void add_init(onnx::GraphProto* g, const std::string& name, const std::vector<st
   }
 }
 
-void set_value(onnx::ValueInfoProto* v, const std::string& name, std::int64_t width, int dtype = 1) {
+void set_value(onnx::ValueInfoProto* v, const std::string& name, std::int64_t width,
+               int dtype = 1) {
   v->set_name(name);
   auto* tt = v->mutable_type()->mutable_tensor_type();
   tt->set_elem_type(dtype);
@@ -112,11 +113,12 @@ onnx::NodeProto* node(onnx::GraphProto* g, const std::string& op, const std::str
 }
 
 struct Spec {
-  std::vector<std::size_t> widths;        // D, h1, ..., D
-  std::vector<std::string> acts;          // per layer: "", "Relu", "Tanh", "Sigmoid"
-  bool matmul = false;                    // MatMul + Add instead of Gemm (transB 0)
-  bool raw = true;                        // initializers as raw_data (else float_data)
-  const std::vector<std::vector<float>>* normalize_from = nullptr;  // Sub/Div prefix from these rows
+  std::vector<std::size_t> widths;  // D, h1, ..., D
+  std::vector<std::string> acts;    // per layer: "", "Relu", "Tanh", "Sigmoid"
+  bool matmul = false;              // MatMul + Add instead of Gemm (transB 0)
+  bool raw = true;                  // initializers as raw_data (else float_data)
+  const std::vector<std::vector<float>>* normalize_from =
+      nullptr;  // Sub/Div prefix from these rows
   int opset = 13;
   std::uint64_t seed = 7;
   float weight_gain = 1.0f;
@@ -166,12 +168,14 @@ onnx::ModelProto build(const Spec& s) {
     const std::string& act = s.acts[l];
     const std::string lin_out = last && act.empty() ? "Y" : "lin" + id;
     if (s.matmul) {  // W as [in, out]
-      add_init(g, "W" + id, {static_cast<std::int64_t>(in), static_cast<std::int64_t>(out)}, w, s.raw);
+      add_init(g, "W" + id, {static_cast<std::int64_t>(in), static_cast<std::int64_t>(out)}, w,
+               s.raw);
       add_init(g, "B" + id, {static_cast<std::int64_t>(out)}, b, s.raw);
       node(g, "MatMul", "matmul" + id, {cur, "W" + id}, "mm" + id);
       node(g, "Add", "add" + id, {"mm" + id, "B" + id}, lin_out);
     } else {  // W as [out, in], transB = 1
-      add_init(g, "W" + id, {static_cast<std::int64_t>(out), static_cast<std::int64_t>(in)}, w, s.raw);
+      add_init(g, "W" + id, {static_cast<std::int64_t>(out), static_cast<std::int64_t>(in)}, w,
+               s.raw);
       add_init(g, "B" + id, {static_cast<std::int64_t>(out)}, b, s.raw);
       auto* n = node(g, "Gemm", "gemm" + id, {cur, "W" + id, "B" + id}, lin_out);
       auto* t = n->add_attribute();
@@ -271,8 +275,8 @@ TEST(OnnxExport, ImportOfExportReproducesTheFloatModelExactly) {
   EXPECT_EQ(p.ir_version(), 8);
   std::map<std::string, std::string> meta;
   for (const auto& e : p.metadata_props()) meta[e.key()] = e.value();
-  for (const char* k : {"vibgate.input_names", "vibgate.feature_hash", "vibgate.threshold_float", "vibgate.mean",
-                        "vibgate.std", "vibgate.features"})
+  for (const char* k : {"vibgate.input_names", "vibgate.feature_hash", "vibgate.threshold_float",
+                        "vibgate.mean", "vibgate.std", "vibgate.features"})
     EXPECT_TRUE(meta.count(k)) << k;
   EXPECT_EQ(parse_floats(meta["vibgate.mean"]).value(), m.normalizer.mean);
   EXPECT_EQ(meta["vibgate.features"], D.cfg.canonical());
@@ -289,8 +293,8 @@ TEST(OnnxImport, NormalizationFromMetadataThenFromCalibration) {
   onnx::ModelProto p;
   ASSERT_TRUE(p.ParseFromString(bytes));
   auto* g = p.mutable_graph();
-  g->mutable_node()->DeleteSubrange(0, 2);          // Sub, Div
-  g->mutable_node(0)->set_input(0, "X");             // first Gemm reads X
+  g->mutable_node()->DeleteSubrange(0, 2);  // Sub, Div
+  g->mutable_node(0)->set_input(0, "X");    // first Gemm reads X
   auto r = import(p);
   ASSERT_TRUE(r.model) << r.error;
   EXPECT_EQ(r.report.normalization, "metadata");
@@ -303,7 +307,8 @@ TEST(OnnxImport, NormalizationFromMetadataThenFromCalibration) {
   r = import(p);
   ASSERT_TRUE(r.model) << r.error;
   EXPECT_EQ(r.report.normalization, "calibration");
-  for (std::size_t k = 0; k < D.width(); ++k) {  // mean of all calibration rows (training used 80 %)
+  for (std::size_t k = 0; k < D.width();
+       ++k) {  // mean of all calibration rows (training used 80 %)
     double mean = 0;
     for (const auto& row : D.healthy) mean += row[k];
     mean /= static_cast<double>(D.healthy.size());
@@ -329,8 +334,8 @@ TEST_P(OnnxActivations, FloatAndInt8AgreeAndKernelsAreBitIdentical) {
   ASSERT_TRUE(r.model) << r.error;
   const Model& m = *r.model;
   for (std::size_t l = 0; l < s.acts.size(); ++l) {
-    const auto want = s.acts[l] == "Relu" ? Activation::relu
-                      : s.acts[l] == "Tanh" ? Activation::tanh
+    const auto want = s.acts[l] == "Relu"      ? Activation::relu
+                      : s.acts[l] == "Tanh"    ? Activation::tanh
                       : s.acts[l] == "Sigmoid" ? Activation::sigmoid
                                                : Activation::linear;
     EXPECT_EQ(m.float_net.layers()[l].activation, want);
@@ -346,7 +351,8 @@ TEST_P(OnnxActivations, FloatAndInt8AgreeAndKernelsAreBitIdentical) {
   scores(m, D.faulty, sf, sq);
   EXPECT_GE(pearson(sf, sq), 0.999);
   std::size_t same = 0;
-  for (std::size_t i = 0; i < sf.size(); ++i) same += verdict_for(sf[i], 0.8) == verdict_for(sq[i], 0.8);
+  for (std::size_t i = 0; i < sf.size(); ++i)
+    same += verdict_for(sf[i], 0.8) == verdict_for(sq[i], 0.8);
   EXPECT_GE(static_cast<double>(same) / static_cast<double>(sf.size()), 0.995);
   // Scalar and AVX2 kernels: bit-identical, also far outside the calibration range.
   if (QuantizedNetwork::avx2_available()) {
@@ -364,7 +370,9 @@ TEST_P(OnnxActivations, FloatAndInt8AgreeAndKernelsAreBitIdentical) {
     }
   }
   // Save and load: identical tables and outputs.
-  const std::string path = (fs::temp_directory_path() / ("vibgate_onnx_act_" + std::to_string(::getpid()) + ".vgm")).string();
+  const std::string path =
+      (fs::temp_directory_path() / ("vibgate_onnx_act_" + std::to_string(::getpid()) + ".vgm"))
+          .string();
   ASSERT_EQ(save_model(m, path), "");
   const auto loaded = load_model(path);
   fs::remove(path);
@@ -393,7 +401,8 @@ TEST(OnnxActivationLut, TableFollowsTheFunction) {
   ASSERT_EQ(t.size(), 256u);
   for (int q = -128; q <= 127; ++q) {
     const double want = std::tanh(static_cast<double>(pre.scale) * q) / out.scale;
-    EXPECT_LE(std::abs(t[static_cast<std::size_t>(q + 128)] - std::clamp(want, -128.0, 127.0)), 0.5 + 1e-9);
+    EXPECT_LE(std::abs(t[static_cast<std::size_t>(q + 128)] - std::clamp(want, -128.0, 127.0)),
+              0.5 + 1e-9);
   }
   EXPECT_TRUE(std::is_sorted(t.begin(), t.end()));
   EXPECT_THROW(activation_lut(Activation::relu, pre, out), std::invalid_argument);
@@ -414,11 +423,13 @@ TEST(OnnxRefusals, UnsupportedOperatorNamesTheNode) {
   n->set_op_type("Conv");
   n->set_name("conv1");
   EXPECT_EQ(refusal(p),
-            "model.onnx: node 3 'conv1': operator Conv is not supported (supported: Gemm, MatMul, Add, Sub, Div, "
+            "model.onnx: node 3 'conv1': operator Conv is not supported (supported: Gemm, MatMul, "
+            "Add, Sub, Div, "
             "Mul, Relu, Tanh, Sigmoid)");
   p.mutable_graph()->mutable_node(3)->set_op_type("Relu");
   p.mutable_graph()->mutable_node(3)->set_domain("com.microsoft");
-  EXPECT_NE(refusal(p).find("node 3 'conv1': operator com.microsoft.Relu is not supported"), std::string::npos);
+  EXPECT_NE(refusal(p).find("node 3 'conv1': operator com.microsoft.Relu is not supported"),
+            std::string::npos);
 }
 
 TEST(OnnxRefusals, WrongWidth) {
@@ -427,12 +438,14 @@ TEST(OnnxRefusals, WrongWidth) {
   const std::size_t d = data().width() + 2;
   s.widths = {d, 8, d};
   const std::string e = refusal(build(s));
-  EXPECT_NE(e.find("input width " + std::to_string(d) + " does not match the asset's " + std::to_string(data().width())),
+  EXPECT_NE(e.find("input width " + std::to_string(d) + " does not match the asset's " +
+                   std::to_string(data().width())),
             std::string::npos)
       << e;
   // Output width differing from the input width.
   s.widths = {data().width(), 8, 5};
-  EXPECT_NE(refusal(build(s)).find("output width 5 differs from the input width"), std::string::npos);
+  EXPECT_NE(refusal(build(s)).find("output width 5 differs from the input width"),
+            std::string::npos);
 }
 
 TEST(OnnxRefusals, InputNamesMetadataMustMatch) {
@@ -444,7 +457,9 @@ TEST(OnnxRefusals, InputNamesMetadataMustMatch) {
   std::string joined;
   for (const auto& n : names) joined += (joined.empty() ? "" : ",") + n;
   e->set_value(joined);
-  EXPECT_NE(refusal(p).find("vibgate.input_names differs from the asset's model inputs at position 0"), std::string::npos);
+  EXPECT_NE(
+      refusal(p).find("vibgate.input_names differs from the asset's model inputs at position 0"),
+      std::string::npos);
 }
 
 TEST(OnnxRefusals, WrongDataTypes) {
@@ -455,7 +470,8 @@ TEST(OnnxRefusals, WrongDataTypes) {
   p = build(autoencoder({"Relu", "Relu", "Relu", ""}));
   auto* w = p.mutable_graph()->mutable_initializer(2);  // W0
   w->set_data_type(onnx::TensorProto_DataType_FLOAT16);
-  EXPECT_NE(refusal(p).find("initializer 'W0' has data type float16, only float32 is supported"), std::string::npos);
+  EXPECT_NE(refusal(p).find("initializer 'W0' has data type float16, only float32 is supported"),
+            std::string::npos);
 }
 
 TEST(OnnxRefusals, Opsets) {
@@ -475,7 +491,8 @@ TEST(OnnxRefusals, NonChainGraphs) {
   auto p = build(autoencoder({"Relu", "Relu", "Relu", ""}));
   p.mutable_graph()->mutable_node(4)->set_input(0, "z");
   const std::string e = refusal(p);
-  EXPECT_NE(e.find("node 4 'gemm1': operator Gemm does not take the previous output 'act0' (the graph is not a chain)"),
+  EXPECT_NE(e.find("node 4 'gemm1': operator Gemm does not take the previous output 'act0' (the "
+                   "graph is not a chain)"),
             std::string::npos)
       << e;
   // Two graph inputs.
@@ -491,11 +508,13 @@ TEST(OnnxRefusals, NonChainGraphs) {
   p.mutable_graph()->mutable_node(1)->set_op_type("Relu");
   p.mutable_graph()->mutable_node(1)->clear_input();
   p.mutable_graph()->mutable_node(1)->add_input("xc");
-  EXPECT_NE(refusal(p).find("node 1 'div': operator Relu is only supported right after a Gemm or MatMul"),
-            std::string::npos);
+  EXPECT_NE(
+      refusal(p).find("node 1 'div': operator Relu is only supported right after a Gemm or MatMul"),
+      std::string::npos);
   p = build(autoencoder({"Relu", "Relu", "Relu", ""}));
   p.mutable_graph()->mutable_node(0)->set_op_type("Add");
-  EXPECT_NE(refusal(p).find("node 0 'sub': operator Add is only supported as the bias right after a MatMul"),
+  EXPECT_NE(refusal(p).find(
+                "node 0 'sub': operator Add is only supported as the bias right after a MatMul"),
             std::string::npos);
 }
 
@@ -505,22 +524,32 @@ TEST(OnnxRefusals, GemmAttributesAndShapes) {
   a->set_name("alpha");
   a->set_type(onnx::AttributeProto_AttributeType_FLOAT);
   a->set_f(2.f);
-  EXPECT_NE(refusal(p).find("node 2 'gemm0': Gemm with alpha != 1 is not supported"), std::string::npos);
+  EXPECT_NE(refusal(p).find("node 2 'gemm0': Gemm with alpha != 1 is not supported"),
+            std::string::npos);
   p = build(autoencoder({"Relu", "Relu", "Relu", ""}));
-  p.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(3);
+  p.mutable_graph()
+      ->mutable_input(0)
+      ->mutable_type()
+      ->mutable_tensor_type()
+      ->mutable_shape()
+      ->add_dim()
+      ->set_dim_value(3);
   EXPECT_NE(refusal(p).find("input 'X' has rank 3"), std::string::npos);
 }
 
 TEST(OnnxRefusals, TruncatedAndGarbageFiles) {
   const std::string b = bytes_of(build(autoencoder({"Tanh", "Tanh", "Tanh", ""})));
   for (std::size_t cut : {b.size() / 2, b.size() - 3, std::size_t{10}}) {
-    const auto r = import_onnx(b.substr(0, cut), "model.onnx", data().cfg, data().healthy, ImportOptions{});
+    const auto r =
+        import_onnx(b.substr(0, cut), "model.onnx", data().cfg, data().healthy, ImportOptions{});
     EXPECT_FALSE(r.model) << cut;
     EXPECT_EQ(r.error.rfind("model.onnx: ", 0), 0u) << r.error;
   }
-  EXPECT_EQ(import_onnx("", "model.onnx", data().cfg, data().healthy, ImportOptions{}).error, "model.onnx: the file is empty");
-  EXPECT_NE(import_onnx("VIBGMODL\x01\x02garbage", "model.onnx", data().cfg, data().healthy, ImportOptions{}).error.find(
-                "not an ONNX model"),
+  EXPECT_EQ(import_onnx("", "model.onnx", data().cfg, data().healthy, ImportOptions{}).error,
+            "model.onnx: the file is empty");
+  EXPECT_NE(import_onnx("VIBGMODL\x01\x02garbage", "model.onnx", data().cfg, data().healthy,
+                        ImportOptions{})
+                .error.find("not an ONNX model"),
             std::string::npos);
 }
 
@@ -544,7 +573,9 @@ TEST(LegacyModelFile, TrainedModelsWriteNoNewFieldsAndFilesWithoutThemLoad) {
   TrainOptions to;
   to.max_epochs = 5;
   const Model m = build_model(D.cfg, D.healthy, to, ThresholdRule{}, TrainingSummary{});
-  const std::string path = (fs::temp_directory_path() / ("vibgate_legacy_" + std::to_string(::getpid()) + ".vgm")).string();
+  const std::string path =
+      (fs::temp_directory_path() / ("vibgate_legacy_" + std::to_string(::getpid()) + ".vgm"))
+          .string();
   ASSERT_EQ(save_model(m, path), "");
   std::ifstream in(path, std::ios::binary);
   const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -568,7 +599,8 @@ TEST(LegacyModelFile, TrainedModelsWriteNoNewFieldsAndFilesWithoutThemLoad) {
   // Saving the loaded model again gives the same bytes.
   ASSERT_EQ(save_model(*l.model, path), "");
   std::ifstream in2(path, std::ios::binary);
-  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>()), file);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>()),
+            file);
   fs::remove(path);
 }
 

@@ -503,7 +503,8 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           const PointRuntime* ap = find_point(c.asset, err);
           if (!ap) return error_reply(std::move(err));
           const PointRuntime& a = *ap;
-          if (!a.model) return error_reply("model export: asset '" + a.key + "' has no active model");
+          if (!a.model)
+            return error_reply("model export: asset '" + a.key + "' has no active model");
           // Serializes the in-memory model (a few kB, microseconds): no file IO on the loop.
           ModelExportInfo info;
           info.asset = a.key;

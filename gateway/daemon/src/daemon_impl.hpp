@@ -223,8 +223,8 @@ struct Daemon::Impl {
   // (on_trained → activate_version). Returns "" (started) or one line.
   std::string start_import(PointRuntime& a, const ModelImportCommand& c);
   void on_imported(std::size_t point, std::uint64_t import_id, ModelImportInfo report,
-                   std::shared_ptr<const analytics::Model> model, std::string version, std::string path,
-                   std::string error);
+                   std::shared_ptr<const analytics::Model> model, std::string version,
+                   std::string path, std::string error);
   std::uint64_t import_seq = 0;
   void init_models();
   void close_stale_alerts();

@@ -49,7 +49,8 @@ ModelImportInfo to_info(const analytics::ImportReport& r) {
 std::string Daemon::Impl::start_import(PointRuntime& a, const ModelImportCommand& c) {
   if (a.training) return "model import: asset '" + a.key + "' is training or importing now";
   if (c.onnx.size() > kMaxOnnxImport)
-    return "model import: " + c.file_name + " is larger than " + std::to_string(kMaxOnnxImport) + " bytes";
+    return "model import: " + c.file_name + " is larger than " + std::to_string(kMaxOnnxImport) +
+           " bytes";
   if (!c.columns.empty()) {
     if (c.values.size() % c.columns.size() != 0)
       return "model import: calibration values are not a whole number of rows";
@@ -66,10 +67,12 @@ std::string Daemon::Impl::start_import(PointRuntime& a, const ModelImportCommand
   } else if (a.learn_rate_hz > 0 || a.ring_rate_hz > 0) {
     f.sample_rate_hz = a.learn_rate_hz > 0 ? a.learn_rate_hz : a.ring_rate_hz;
   } else {
-    return "model import: asset '" + a.key + "' has delivered no samples yet (its sample rate is unknown)";
+    return "model import: asset '" + a.key +
+           "' has delivered no samples yet (its sample rate is unknown)";
   }
   long next = 0;
-  for (const auto& r : store->models(a.key)) next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
+  for (const auto& r : store->models(a.key))
+    next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
   std::string version = std::to_string(next + 1);
   std::string path = models_dir(a) + "/v" + version + ".vgm";
 
@@ -79,7 +82,8 @@ std::string Daemon::Impl::start_import(PointRuntime& a, const ModelImportCommand
   a.import_info.state = "importing";
   a.import_info.import_id = ++import_seq;
   a.import_info.file_name = c.file_name;
-  spdlog::info("asset '{}': importing {} as model version {} (calibration: {})", a.key, c.file_name, version,
+  spdlog::info("asset '{}': importing {} as model version {} (calibration: {})", a.key, c.file_name,
+               version,
                c.columns.empty() ? std::string("stored healthy windows") : c.calibration_name);
 
   storage::ModelInputQuery q;
@@ -90,8 +94,9 @@ std::string Daemon::Impl::start_import(PointRuntime& a, const ModelImportCommand
   q.input_hash = f.hash();
   q.max_rows = kMaxCalibrationRows;
   q.normal_only = true;
-  std::thread([link = trainer, cmd = c, q, f, index = a.index, id = a.import_info.import_id, version, path,
-               db = cfg.store_uplink.store.path, vfs = cfg.store_uplink.store.vfs_name]() mutable {
+  std::thread([link = trainer, cmd = c, q, f, index = a.index, id = a.import_info.import_id,
+               version, path, db = cfg.store_uplink.store.path,
+               vfs = cfg.store_uplink.store.vfs_name]() mutable {
     pthread_setname_np(pthread_self(), "vg-import");
     std::shared_ptr<const analytics::Model> model;
     ModelImportInfo info;
@@ -112,19 +117,22 @@ std::string Daemon::Impl::start_import(PointRuntime& a, const ModelImportCommand
         rows = std::move(in.rows);
         if (error.empty() && rows.size() < 8)
           error = "only " + std::to_string(rows.size()) +
-                  " stored healthy windows with the asset's feature settings in the range (at least 8 are "
+                  " stored healthy windows with the asset's feature settings in the range (at "
+                  "least 8 are "
                   "needed)";
       }
       if (error.empty()) {
-        auto r = analytics::import_onnx(cmd.onnx, cmd.file_name, f, rows, analytics::ImportOptions{});
+        auto r =
+            analytics::import_onnx(cmd.onnx, cmd.file_name, f, rows, analytics::ImportOptions{});
         info = to_info(r.report);
         if (!r.model) {
           error = r.error;
         } else {
           r.model->summary.trained_at = iso_utc_now();
-          r.model->summary.source = cmd.file_name + " (calibration: " +
-                                    (cmd.columns.empty() ? std::string("stored healthy windows") : cmd.calibration_name) +
-                                    ")";
+          r.model->summary.source =
+              cmd.file_name + " (calibration: " +
+              (cmd.columns.empty() ? std::string("stored healthy windows") : cmd.calibration_name) +
+              ")";
           info.note = r.report.note();
           std::error_code ec;
           std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
@@ -137,37 +145,40 @@ std::string Daemon::Impl::start_import(PointRuntime& a, const ModelImportCommand
     }
     std::lock_guard lock(link->mu);
     if (!link->io) return;  // the daemon is gone
-    boost::asio::post(*link->io, [link, index, id, info = std::move(info), model, version, path, error]() mutable {
+    boost::asio::post(*link->io, [link, index, id, info = std::move(info), model, version, path,
+                                  error]() mutable {
       Daemon::Impl* impl = nullptr;
       {
         std::lock_guard l(link->mu);
         impl = link->impl;
       }
       if (impl)
-        impl->on_imported(index, id, std::move(info), std::move(model), std::move(version), std::move(path),
-                          std::move(error));
+        impl->on_imported(index, id, std::move(info), std::move(model), std::move(version),
+                          std::move(path), std::move(error));
     });
   }).detach();
   return "";
 }
 
 void Daemon::Impl::on_imported(std::size_t index, std::uint64_t import_id, ModelImportInfo info,
-                               std::shared_ptr<const analytics::Model> model, std::string version, std::string path,
-                               std::string error) {
+                               std::shared_ptr<const analytics::Model> model, std::string version,
+                               std::string path, std::string error) {
   if (stopping || index >= points.size()) return;
   PointRuntime& a = points[index];
   info.asset = a.key;
   info.import_id = import_id;
   if (info.file_name.empty()) info.file_name = a.import_info.file_name;
   std::string note = info.note;
-  if (!model) spdlog::error("asset '{}': model import of {} refused: {}", a.key, info.file_name, error);
+  if (!model)
+    spdlog::error("asset '{}': model import of {} refused: {}", a.key, info.file_name, error);
   on_trained(index, model, version, std::move(path), note, error);  // registers and activates
   if (model && a.model_version == version) {
     info.state = "active";
     info.version = version;
   } else {
     info.state = "failed";
-    info.error = model ? "model version " + version + " could not be activated (see the daemon log)" : error;
+    info.error =
+        model ? "model version " + version + " could not be activated (see the daemon log)" : error;
   }
   a.import_info = std::move(info);
 }

@@ -1,8 +1,9 @@
 // vibgate/analytics/dense.hpp — the float autoencoder: dense layers, standardization, forward pass.
 //
 // The network is small (default D→32→8→32→D, ReLU on hidden layers, linear output) and runs on
-// standardized feature vectors. Imported ONNX models (onnx.hpp) may also use tanh and sigmoid. This float path is the reference the int8 path (quantized.hpp) is
-// checked against, and what training (training.hpp) produces.
+// standardized feature vectors. Imported ONNX models (onnx.hpp) may also use tanh and sigmoid. This
+// float path is the reference the int8 path (quantized.hpp) is checked against, and what training
+// (training.hpp) produces.
 #pragma once
 
 #include <cstddef>

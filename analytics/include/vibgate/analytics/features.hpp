@@ -43,7 +43,8 @@ void model_input_of(const FeatureConfig& config, const Features& f, std::span<fl
 // Rows of the `vibgate features --format csv` columns (feature_column_names(config), without
 // file/channel/start_s; iso_zone ignored) → model-input rows appended to `out`. Returns "" or a
 // one-line problem (columns differ from the configuration's, short rows, non-finite values).
-std::string model_inputs_from_columns(const FeatureConfig& config, const std::vector<std::string>& columns,
+std::string model_inputs_from_columns(const FeatureConfig& config,
+                                      const std::vector<std::string>& columns,
                                       const std::vector<std::vector<double>>& rows,
                                       std::vector<std::vector<float>>& out);
 

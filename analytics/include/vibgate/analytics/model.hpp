@@ -55,8 +55,8 @@ struct ThresholdRule {
 };
 
 // margin · max(q-quantile of `errors`, largest errors[i] for i in `validation`), at least 1e-9.
-float threshold_from_errors(const std::vector<float>& errors, const std::vector<std::size_t>& validation,
-                            const ThresholdRule& rule);
+float threshold_from_errors(const std::vector<float>& errors,
+                            const std::vector<std::size_t>& validation, const ThresholdRule& rule);
 
 // Trains float + int8 models from raw model-input rows (see FeatureExtractor::model_input).
 // Throws std::invalid_argument for unusable data. Thread: caller's.

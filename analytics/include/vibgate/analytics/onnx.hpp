@@ -23,10 +23,10 @@ namespace vibgate::analytics {
 
 // The float network read from an ONNX file, before calibration and quantization.
 struct OnnxNetwork {
-  std::vector<DenseLayer> layers;            // unclamped (±inf), activations as in the graph
-  std::optional<Normalizer> normalizer;      // from the Sub/Div prefix or vibgate.mean/std
-  std::string normalization;                 // "graph", "metadata" or "" (none in the file)
-  std::vector<std::string> input_names;      // metadata vibgate.input_names (may be empty)
+  std::vector<DenseLayer> layers;               // unclamped (±inf), activations as in the graph
+  std::optional<Normalizer> normalizer;         // from the Sub/Div prefix or vibgate.mean/std
+  std::string normalization;                    // "graph", "metadata" or "" (none in the file)
+  std::vector<std::string> input_names;         // metadata vibgate.input_names (may be empty)
   std::map<std::string, std::string> metadata;  // every metadata_props entry
   std::int64_t opset = 0;
   std::size_t input_width() const { return layers.empty() ? 0 : layers.front().in; }
@@ -45,7 +45,7 @@ OnnxReadResult read_onnx(const std::string& bytes, const std::string& name);
 // ≥ 0.999, same verdict on ≥ 99.5 % of the windows).
 struct ImportOptions {
   ThresholdRule rule;
-  double min_std = 0.02;                // std floor when normalization comes from calibration rows
+  double min_std = 0.02;                 // std floor when normalization comes from calibration rows
   double min_verdict_agreement = 0.995;  // below: refused
   double min_pearson = 0.999;            // below: a warning in the report (see docs/model.md)
   std::size_t min_rows = 8;
@@ -58,10 +58,10 @@ struct ImportReport {
   std::vector<std::string> layers;  // "38→32 tanh", ...
   std::string normalization;        // "graph", "metadata" or "calibration"
   float threshold_float = 0, threshold_int8 = 0;
-  double pearson = 0;               // of the scores (error / threshold), float vs int8
-  double max_abs_diff = 0;          // largest |score_int8 − score_float|
-  double max_rel_diff = 0;          // largest |score_int8 − score_float| / max(score_float, 1e-6)
-  double verdict_agreement = 0;     // fraction of rows with the same verdict
+  double pearson = 0;            // of the scores (error / threshold), float vs int8
+  double max_abs_diff = 0;       // largest |score_int8 − score_float|
+  double max_rel_diff = 0;       // largest |score_int8 − score_float| / max(score_float, 1e-6)
+  double verdict_agreement = 0;  // fraction of rows with the same verdict
   std::vector<std::string> warnings;
   // Several lines for people.
   std::string text() const;
@@ -84,8 +84,10 @@ struct ImportResult {
 // options.rule (margin × quantile: there is no validation split) and the float and int8 scores
 // compared. Refused when the verdicts agree on fewer than min_verdict_agreement of the rows.
 // Thread: the caller's (CPU-bound, a few ms to a second).
-ImportResult import_onnx(const std::string& bytes, const std::string& file_name, const FeatureConfig& features,
-                         const std::vector<std::vector<float>>& calibration, const ImportOptions& options);
+ImportResult import_onnx(const std::string& bytes, const std::string& file_name,
+                         const FeatureConfig& features,
+                         const std::vector<std::vector<float>>& calibration,
+                         const ImportOptions& options);
 
 // Writes the float model as ONNX (opset 13, IR version 8): X → Sub(mean) → Div(std) → Gemm
 // (transB 1) [→ Relu|Tanh|Sigmoid] … → Y, the standardized reconstruction. Clamps and the int8

@@ -43,7 +43,9 @@ struct QuantLayer {
   QuantParams pre;
   std::vector<std::int8_t> lut;
   // The zero point the accumulator is requantized to (pre's for LUT layers, else output's).
-  std::int32_t requant_zero_point() const { return uses_lut(activation) ? pre.zero_point : output.zero_point; }
+  std::int32_t requant_zero_point() const {
+    return uses_lut(activation) ? pre.zero_point : output.zero_point;
+  }
 };
 
 // The 256-entry table of a tanh/sigmoid layer: entry q + 128 is the output value (int8 at `out`)
@@ -101,10 +103,10 @@ class QuantizedNetwork {
 
 // Quantizes a trained float network whose clamps were calibrated (FloatNetwork::calibrate):
 // the activation ranges are exactly the float clamps (for tanh/sigmoid layers the pre-activation
-// range gives the requantization target and the lookup table's input). Throws std::invalid_argument otherwise.
-// A weight row whose largest |w| is negligible (< 1e-12, or a requantization multiplier below
-// 2^-32: dead ReLU units end training with denormal weights) becomes a zero row with the nominal
-// scale s_out/s_in, so its output is the bias alone.
+// range gives the requantization target and the lookup table's input). Throws std::invalid_argument
+// otherwise. A weight row whose largest |w| is negligible (< 1e-12, or a requantization multiplier
+// below 2^-32: dead ReLU units end training with denormal weights) becomes a zero row with the
+// nominal scale s_out/s_in, so its output is the bias alone.
 QuantizedNetwork quantize(const FloatNetwork& net);
 
 // round(acc · M) with M = multiplier·2^−(31+shift), round half away from zero, saturated to

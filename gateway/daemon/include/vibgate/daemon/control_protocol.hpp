@@ -76,10 +76,10 @@ struct SpectrumQuery {
 struct ModelImportCommand {
   std::string asset;
   std::string file_name;
-  std::string onnx;                   // the file's bytes (at most kMaxOnnxImport)
+  std::string onnx;                     // the file's bytes (at most kMaxOnnxImport)
   std::int64_t from_ms = 0, to_ms = 0;  // stored healthy windows in range; 0/0: all stored
-  std::vector<std::string> columns;   // calibration rows from a features CSV instead:
-  std::vector<float> values;          // rows × columns.size() values
+  std::vector<std::string> columns;     // calibration rows from a features CSV instead:
+  std::vector<float> values;            // rows × columns.size() values
   std::string calibration_name;
 };
 inline constexpr std::size_t kMaxOnnxImport = 3u * 1024u * 1024u;
