@@ -292,7 +292,8 @@ std::shared_ptr<const an::Model> pruned_model(int percent) {
     opt.prune_fraction = percent / 100.0;
     an::TrainingSummary summary;
     summary.source = "bench synth healthy";
-    m = std::make_shared<const an::Model>(an::build_model(cfg, rows, opt, an::ThresholdRule{}, summary));
+    m = std::make_shared<const an::Model>(
+        an::build_model(cfg, rows, opt, an::ThresholdRule{}, summary));
   }
   return m;
 }
@@ -314,7 +315,12 @@ void BM_int8_inference_pruned(benchmark::State& state) {
   }
   state.counters["nonzero_weights"] = model->summary.nonzero_weights;
 }
-BENCHMARK(BM_int8_inference_pruned)->ArgName("prune_pct")->Arg(0)->Arg(50)->Arg(90)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_int8_inference_pruned)
+    ->ArgName("prune_pct")
+    ->Arg(0)
+    ->Arg(50)
+    ->Arg(90)
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_float_inference_pruned(benchmark::State& state) {
   const auto model = pruned_model(static_cast<int>(state.range(0)));
@@ -331,7 +337,12 @@ void BM_float_inference_pruned(benchmark::State& state) {
   }
   state.counters["nonzero_weights"] = model->summary.nonzero_weights;
 }
-BENCHMARK(BM_float_inference_pruned)->ArgName("prune_pct")->Arg(0)->Arg(50)->Arg(90)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_float_inference_pruned)
+    ->ArgName("prune_pct")
+    ->Arg(0)
+    ->Arg(50)
+    ->Arg(90)
+    ->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------- 4. training on 1 h of data
 

@@ -20,7 +20,6 @@ Prints one line per check and ends with 'N passed, M failed'.
 import csv
 import io
 import json
-import math
 import os
 import subprocess
 import sys
