@@ -350,6 +350,16 @@ OnnxNetwork parse(const onnx::ModelProto& m) {
   return net;
 }
 
+// Names in errors come from the file: control characters become '?' and an overlong message is
+// cut, so an error stays one readable line whatever the file holds.
+std::string one_line(std::string s) {
+  for (char& ch : s)
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+  constexpr std::size_t kMax = 600;
+  if (s.size() > kMax) s = s.substr(0, kMax) + "...";
+  return s;
+}
+
 std::string fmt(double v, int prec = 6) {
   std::ostringstream o;
   o.precision(prec);
@@ -401,7 +411,7 @@ OnnxReadResult read_onnx(const std::string& bytes, const std::string& name) {
   try {
     r.network = parse(m);
   } catch (const Fail& f) {
-    r.error = name + ": " + f.what;
+    r.error = one_line(name + ": " + f.what);
   }
   return r;
 }
@@ -427,15 +437,16 @@ std::string ImportReport::note() const {
   return o.str();
 }
 
-ImportResult import_onnx(const std::string& bytes, const std::string& file_name,
+ImportResult import_onnx(const std::string& bytes, const std::string& file_name_in,
                          const FeatureConfig& features,
                          const std::vector<std::vector<float>>& calibration,
                          const ImportOptions& options) {
+  const std::string file_name = one_line(file_name_in);
   ImportResult res;
   ImportReport& rep = res.report;
   rep.file = file_name;
   auto fail = [&](const std::string& what) {
-    res.error = file_name + ": " + what;
+    res.error = one_line(file_name + ": " + what);
     return res;
   };
   auto read = read_onnx(bytes, file_name);

@@ -1249,6 +1249,11 @@ int OnlineCommands::State::run_model_import(std::int64_t now) {
            "is used)\n";
     return kExitUsage;
   }
+  if (!import_args.calibration.empty() && !train_from.empty()) {
+    err << "vibgate: model import --asset: --calibration FEATURES.csv and --from/--to exclude each "
+           "other\n";
+    return kExitUsage;
+  }
   if (import_args.calibration.size() > 1) {
     err << "vibgate: model import --asset: --calibration takes one features CSV file\n";
     return kExitUsage;

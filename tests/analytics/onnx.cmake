@@ -4,6 +4,8 @@
 vibgate_add_gtest(onnx_test analytics/onnx_test.cpp)
 target_include_directories(onnx_test SYSTEM PRIVATE ${CMAKE_BINARY_DIR}/analytics ${VIBGATE_ONNX_INCLUDE})
 target_link_libraries(onnx_test PRIVATE protobuf::libprotobuf ${VIBGATE_ONNX_PROTO})
+target_compile_definitions(onnx_test PRIVATE
+  VIBGATE_ONNX_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/analytics/data")
 vibgate_add_pytest(onnx_python analytics/test_onnx_python.py)
 # Online import/export against a running daemon + simulator (system test, ~15 s).
 vibgate_add_pytest(model_onnx_online daemon/test_model_onnx_online.py)

@@ -317,6 +317,43 @@ TEST(OnnxImport, NormalizationFromMetadataThenFromCalibration) {
   }
 }
 
+// Gemm with transB = 0 (weights stored [in, out]) and a MatMul without Add (zero bias) read the
+// same network as their transB = 1 / MatMul + Add forms.
+TEST(OnnxImport, GemmTransB0AndMatMulWithoutAddAreEquivalentForms) {
+  const Spec s = autoencoder({"Tanh", "Relu", "Sigmoid", ""});
+  const auto p = build(s);
+  auto t = p;  // every Gemm to transB = 0 with transposed weights
+  for (auto& init : *t.mutable_graph()->mutable_initializer()) {
+    if (init.name()[0] != 'W') continue;
+    const auto rows = init.dims(0), cols = init.dims(1);
+    std::vector<float> w(static_cast<std::size_t>(rows * cols)), wt(w.size());
+    std::memcpy(w.data(), init.raw_data().data(), w.size() * 4);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c)
+        wt[static_cast<std::size_t>(c * rows + r)] = w[static_cast<std::size_t>(r * cols + c)];
+    init.set_dims(0, cols);
+    init.set_dims(1, rows);
+    init.set_raw_data(std::string(reinterpret_cast<const char*>(wt.data()), wt.size() * 4));
+  }
+  for (auto& n : *t.mutable_graph()->mutable_node())
+    if (n.op_type() == "Gemm") n.mutable_attribute(0)->set_i(0);
+  const auto a = import(p), b = import(t);
+  ASSERT_TRUE(a.model) << a.error;
+  ASSERT_TRUE(b.model) << b.error;
+  for (std::size_t l = 0; l < a.model->float_net.layers().size(); ++l)
+    EXPECT_EQ(a.model->float_net.layers()[l].weights, b.model->float_net.layers()[l].weights);
+  // MatMul without its Add: the bias is zero.
+  Spec m = autoencoder({"Relu", "Relu", "Relu", ""}, true);
+  auto q = build(m);
+  auto* g = q.mutable_graph();
+  const int last_add = g->node_size() - 1;  // add3 → Y
+  g->mutable_node(last_add - 1)->set_output(0, "Y");
+  g->mutable_node()->DeleteSubrange(last_add, 1);
+  const auto r = import(q);
+  ASSERT_TRUE(r.model) << r.error;
+  for (float v : r.model->float_net.layers().back().bias) EXPECT_EQ(v, 0.f);
+}
+
 // ---- activations -----------------------------------------------------------------------------
 
 struct ActCase {
@@ -553,6 +590,30 @@ TEST(OnnxRefusals, TruncatedAndGarbageFiles) {
             std::string::npos);
 }
 
+// Damaged files (random byte changes, truncations) never crash the importer: each gives a model
+// or a one-line error naming the file.
+TEST(OnnxRefusals, DamagedFilesGiveAModelOrOneLineError) {
+  const std::string good = bytes_of(build(autoencoder({"Tanh", "Sigmoid", "Relu", ""}, true)));
+  std::mt19937_64 rng(11);
+  std::size_t refused = 0, accepted = 0;
+  for (int k = 0; k < 1500; ++k) {
+    std::string b = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f) b[rng() % b.size()] = static_cast<char>(rng() & 0xFF);
+    if (k % 5 == 0) b.resize(rng() % b.size());
+    const auto r = import_onnx(b, "damaged.onnx", data().cfg, data().healthy, ImportOptions{});
+    if (r.model) {
+      ++accepted;
+      continue;
+    }
+    ++refused;
+    ASSERT_EQ(r.error.rfind("damaged.onnx: ", 0), 0u) << r.error;
+    ASSERT_EQ(r.error.find('\n'), std::string::npos) << "[" << r.error << "]";
+  }
+  EXPECT_GT(refused, 100u);  // the damage was real
+  EXPECT_GT(accepted + refused, 0u);
+}
+
 TEST(OnnxRefusals, TooFewCalibrationRowsAndDisagreement) {
   const auto p = build(autoencoder({"Tanh", "Tanh", "Tanh", ""}));
   std::vector<std::vector<float>> few(data().healthy.begin(), data().healthy.begin() + 5);
@@ -602,6 +663,38 @@ TEST(LegacyModelFile, TrainedModelsWriteNoNewFieldsAndFilesWithoutThemLoad) {
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>()),
             file);
   fs::remove(path);
+}
+
+TEST(LegacyModelFile, AFileWrittenByTheEarlierBuildLoadsAndSavesByteIdentical) {
+  const std::string src = std::string(VIBGATE_ONNX_TEST_DATA) + "/legacy_model_v1.vgm";
+  std::ifstream in(src, std::ios::binary);
+  const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(file.size(), 20u) << src;
+  const auto l = load_model(src);
+  ASSERT_TRUE(l.model) << l.error;
+  const Model& m = *l.model;
+  EXPECT_EQ(m.origin, "trained");
+  ASSERT_EQ(m.float_net.layers().size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    const auto want = i < 3 ? Activation::relu : Activation::linear;
+    EXPECT_EQ(m.float_net.layers()[i].activation, want);
+    EXPECT_EQ(m.int8_net.layers()[i].activation, want);
+    EXPECT_TRUE(m.int8_net.layers()[i].lut.empty());
+  }
+  const std::string path =
+      (fs::temp_directory_path() / ("vibgate_legacy_copy_" + std::to_string(::getpid()) + ".vgm"))
+          .string();
+  ASSERT_EQ(save_model(m, path), "");
+  std::ifstream again(path, std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()),
+            file);
+  fs::remove(path);
+  // It exports and re-imports like any model.
+  std::string bytes;
+  ASSERT_EQ(export_onnx(m, bytes), "");
+  const auto r = read_onnx(bytes, "legacy.onnx");
+  ASSERT_TRUE(r.network) << r.error;
+  EXPECT_EQ(r.network->layers.size(), 4u);
 }
 
 }  // namespace

@@ -259,6 +259,16 @@ def main():
         c.check("wrong width: exit 1 naming both widths",
                 rc == 1 and f"input width {d + 12} does not match the asset's {d} model inputs" in err
                 and len(err.strip().splitlines()) == 1, err.strip())
+        # d) usage errors (exit 2, one line): no destination, both destinations, offline import
+        # without calibration recordings, export without a source.
+        for args, needle in [
+            (["model", "import", p("trained.onnx")], "give --out MODEL.vgm"),
+            (["model", "import", p("trained.onnx"), "--out", p("x.vgm")], "--calibration RECORDING... is required"),
+            (["model", "import", p("trained.onnx"), "--out", p("x.vgm"), "--asset", "a"], "excludes"),
+            (["model", "export", "--onnx", p("x.onnx")], "give an ASSET"),
+        ]:
+            rc, out, err = run(cli, *args)
+            c.check(f"usage error: {' '.join(args[:2])} ... {needle!r}", rc == 2 and needle in err, f"rc {rc}: {err.strip()}")
     print(f"{c.passed} passed, {c.failed} failed")
     return 0 if c.failed == 0 else 1
 
