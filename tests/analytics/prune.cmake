@@ -6,3 +6,5 @@ vibgate_add_gtest(prune_test analytics/prune_test.cpp)
 # ~30 s (two torch trainings of ~6 s each, mostly importing torch); CWRU data when present.
 vibgate_add_pytest(reference_training analytics/test_reference_training.py)
 set_tests_properties(reference_training PROPERTIES TIMEOUT 300)
+# ~3 s: features --model-input against the documented transforms, train --prune summary and refusals.
+vibgate_add_pytest(prune_cli analytics/test_prune_cli.py)
