@@ -13,6 +13,7 @@ PACKAGES=(
   debhelper lintian help2man man-db
   python3 python3-numpy python3-scipy collectd-core
   libonnx-dev python3-onnx
+  python3-torch
 )
 
 missing=()

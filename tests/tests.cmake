@@ -102,3 +102,4 @@ set_tests_properties(storage_faults PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
 set_tests_properties(poller_peers uplink_outage daemon_e2e crash_loop network_faults
                      storage_faults PROPERTIES LABELS system)
 include(${CMAKE_CURRENT_SOURCE_DIR}/analytics/onnx.cmake)
+include(${CMAKE_CURRENT_SOURCE_DIR}/analytics/prune.cmake)

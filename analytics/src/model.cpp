@@ -156,6 +156,8 @@ Model build_model(const FeatureConfig& features, const std::vector<std::vector<f
   std::ostringstream r;
   r << rule.margin << " x max(q" << rule.quantile << " of training errors, max validation error)";
   summary.threshold_rule = r.str();
+  summary.prune_fraction = static_cast<float>(train.prune_fraction);
+  summary.nonzero_weights = nonzero_weights(m.float_net);
   m.summary = std::move(summary);
   return m;
 }
@@ -219,6 +221,8 @@ std::string save_model(const Model& m, const std::string& path) {
   s->set_train_loss(m.summary.train_loss);
   s->set_validation_loss(m.summary.validation_loss);
   s->set_threshold_rule(m.summary.threshold_rule);
+  s->set_prune_fraction(m.summary.prune_fraction);
+  s->set_nonzero_weights(m.summary.nonzero_weights);
 
   std::string payload;
   if (!p.SerializeToString(&payload)) return path + ": cannot serialize the model";
@@ -366,10 +370,10 @@ ModelLoadResult load_model(const std::string& path) {
       return fail("thresholds must be positive and finite");
     if (!(m.warning_level > 0 && m.warning_level <= 1)) return fail("warning level must be within (0, 1]");
     const auto& s = p.summary();
-    m.summary = TrainingSummary{s.source(),     s.samples(),    s.windows(),
-                                s.trained_at(), s.seed(),       s.epochs(),
-                                s.best_epoch(), s.train_loss(), s.validation_loss(),
-                                s.threshold_rule()};
+    m.summary = TrainingSummary{s.source(),         s.samples(),        s.windows(),
+                                s.trained_at(),     s.seed(),           s.epochs(),
+                                s.best_epoch(),     s.train_loss(),     s.validation_loss(),
+                                s.threshold_rule(), s.prune_fraction(), s.nonzero_weights()};
     r.model = std::move(m);
   } catch (const std::exception& e) {
     return fail(std::string("invalid model: ") + e.what());
@@ -399,6 +403,14 @@ std::string check_compatible(const Model& model, const FeatureConfig& c) {
            (c.bearing ? "has one" : "has none");
   if (m.hash() != c.hash()) return "feature configuration differs from the model's (" + m.canonical() + ")";
   return {};
+}
+
+std::uint32_t nonzero_weights(const FloatNetwork& net) {
+  std::size_t n = 0;
+  for (const auto& L : net.layers())
+    n += static_cast<std::size_t>(
+        std::count_if(L.weights.begin(), L.weights.end(), [](float w) { return w != 0.f; }));
+  return static_cast<std::uint32_t>(n);
 }
 
 }  // namespace vibgate::analytics

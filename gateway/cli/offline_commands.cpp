@@ -140,6 +140,9 @@ struct OfflineCommands::State {
   std::size_t epochs = 300, patience = 30;
   std::vector<std::size_t> hidden = {32, 8, 32};
   double quantile = 0.995, margin = 2.0, train_overlap = 0.75;
+  double prune = 0;
+  std::size_t prune_finetune_epochs = 0, prune_steps = 3;
+  bool model_input = false;  // features: print the model-input vector instead of the features
   // synth
   double duration = 10, synth_rate = 25600, synth_shaft = 29.95, fault_start = 0, fault_peak = 0.5,
          fault_growth = 0;
@@ -165,6 +168,10 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
   s.in.add_to(*s.features);
   s.features->add_option("--format", s.format, "table, csv or json")
       ->check(CLI::IsMember({"table", "csv", "json"}));
+  s.features->add_flag(
+      "--model-input", s.model_input,
+      "Print the model-input vector (the autoencoder's inputs, named as in a model) "
+      "instead of the features");
   add_wisdom(s.features);
 
   s.train = app.add_subcommand("train", "Learn a healthy baseline model from recordings");
@@ -184,6 +191,16 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
                       "Overlap of the training windows (default 0.75: more examples); --overlap "
                       "sets the scoring overlap stored in the model")
       ->check(CLI::Range(0.0, 0.9375));
+  s.train
+      ->add_option("--prune", s.prune,
+                   "Magnitude pruning: this fraction of every layer's weights set to zero after "
+                   "training, then fine-tuned (default 0: off; e.g. 0.5)")
+      ->check(CLI::Range(0.0, 0.99));
+  s.train->add_option(
+      "--prune-finetune-epochs", s.prune_finetune_epochs,
+      "Fine-tuning epochs after pruning, over all steps (default: the epoch limit again)");
+  s.train->add_option("--prune-steps", s.prune_steps, "Pruning steps up to --prune (default 3)")
+      ->check(CLI::Range(1, 10));
   add_wisdom(s.train);
 
   s.score = app.add_subcommand("score", "Score recordings with a model");
@@ -257,7 +274,8 @@ int OfflineCommands::State::run_features() {
     const auto rec = read_or_throw(path, in);
     const FeatureConfig cfg = config_for(fo, FeatureConfig{}, rec.sample_rate_hz, path);
     analytics::FeatureExtractor ex(cfg);
-    const auto cols = analytics::feature_column_names(cfg);
+    const auto cols =
+        model_input ? analytics::model_input_names(cfg) : analytics::feature_column_names(cfg);
     for (const auto& ch : rec.channels)  // check length before printing anything
       if (ch.size() < cfg.window_length)
         throw UserError(path + ": recording is too short (" + std::to_string(ch.size()) +
@@ -273,16 +291,27 @@ int OfflineCommands::State::run_features() {
     analytics::Features f;
     for_each_window(rec, cfg, [&](std::size_t ch, std::span<const float> w, double t) {
       ex.extract(w, f);
-      std::vector<std::string> vals = {num(f.rms),          num(f.peak),
-                                       num(f.peak_to_peak), num(f.crest_factor),
-                                       num(f.skewness),     num(f.kurtosis),
-                                       num(f.velocity_rms_mm_s),
-                                       std::string(1, analytics::to_char(f.iso_zone)),
-                                       num(f.spectral_centroid_hz), num(f.dominant_hz),
-                                       num(f.dominant_amplitude)};
-      for (double v : f.band_log_energy) vals.push_back(num(v));
-      for (double v : f.shaft_harmonics) vals.push_back(num(v));
-      for (double v : f.envelope_amplitudes) vals.push_back(num(v));
+      std::vector<std::string> vals;
+      if (model_input) {  // exactly what the autoencoder sees (float, as scoring computes it)
+        std::vector<float> row(ex.model_input_size());
+        ex.model_input(f, row);
+        for (float v : row) vals.push_back(num(v));
+      } else {
+        vals = {num(f.rms),
+                num(f.peak),
+                num(f.peak_to_peak),
+                num(f.crest_factor),
+                num(f.skewness),
+                num(f.kurtosis),
+                num(f.velocity_rms_mm_s),
+                std::string(1, analytics::to_char(f.iso_zone)),
+                num(f.spectral_centroid_hz),
+                num(f.dominant_hz),
+                num(f.dominant_amplitude)};
+        for (double v : f.band_log_energy) vals.push_back(num(v));
+        for (double v : f.shaft_harmonics) vals.push_back(num(v));
+        for (double v : f.envelope_amplitudes) vals.push_back(num(v));
+      }
       if (format == "json") {
         ordered_json row = {{"file", path}, {"channel", ch}, {"start_s", t}};
         for (std::size_t i = 0; i < cols.size(); ++i) {
@@ -358,6 +387,9 @@ int OfflineCommands::State::run_train() {
   to.max_epochs = epochs;
   to.patience = patience;
   to.hidden = hidden;
+  to.prune_fraction = prune;
+  to.prune_finetune_epochs = prune_finetune_epochs;
+  to.prune_steps = prune_steps;
   const auto t1 = std::chrono::steady_clock::now();
   analytics::Model m;
   try {
@@ -373,7 +405,10 @@ int OfflineCommands::State::run_train() {
             << m.summary.windows << " windows, " << m.input_names.size() << " features), "
             << m.summary.epochs << " epochs (best " << m.summary.best_epoch << "), features "
             << num(secs(t0, t1)) << " s, training " << num(secs(t1, t2)) << " s; thresholds float "
-            << num(m.threshold_float) << ", int8 " << num(m.threshold_int8) << "\n";
+            << num(m.threshold_float) << ", int8 " << num(m.threshold_int8);
+  std::cerr << "; validation loss " << num(m.summary.validation_loss);
+  if (prune > 0) std::cerr << "; pruned " << num(100 * prune) << " % per layer";
+  std::cerr << "; " << m.summary.nonzero_weights << " nonzero weights\n";
   return 0;
 }
 

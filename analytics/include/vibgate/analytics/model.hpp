@@ -29,6 +29,8 @@ struct TrainingSummary {
   std::uint32_t epochs = 0, best_epoch = 0;
   double train_loss = 0, validation_loss = 0;
   std::string threshold_rule;
+  float prune_fraction = 0;           // TrainOptions::prune_fraction (0: not pruned)
+  std::uint32_t nonzero_weights = 0;  // float weights (not biases) that are not exactly 0
 };
 
 struct Model {
@@ -60,6 +62,9 @@ float threshold_from_errors(const std::vector<float>& errors,
 // Throws std::invalid_argument for unusable data. Thread: caller's.
 Model build_model(const FeatureConfig& features, const std::vector<std::vector<float>>& rows,
                   const TrainOptions& train, const ThresholdRule& rule, TrainingSummary summary);
+
+// Float weights (not biases) of `net` that are not exactly 0 (pruning leaves the others at 0).
+std::uint32_t nonzero_weights(const FloatNetwork& net);
 
 // Writes atomically (temporary file, fsync, rename). Returns "" or a one-line error.
 std::string save_model(const Model& model, const std::string& path);
