@@ -417,6 +417,23 @@ std::string model_inputs_from_columns(const FeatureConfig& config,
                                       const std::vector<std::string>& columns,
                                       const std::vector<std::vector<double>>& rows,
                                       std::vector<std::vector<float>>& out) {
+  // The `vibgate features --model-input` CSV: the model inputs themselves, under their own names.
+  if (const auto inputs = model_input_names(config); columns == inputs) {
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      const auto& v = rows[r];
+      if (v.size() != inputs.size())
+        return "row " + std::to_string(r) + " has " + std::to_string(v.size()) +
+               " values, expected " + std::to_string(inputs.size());
+      std::vector<float> row(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        row[i] = static_cast<float>(v[i]);
+        if (!std::isfinite(v[i]) || !std::isfinite(row[i]))
+          return "row " + std::to_string(r) + " holds a non-finite value";
+      }
+      out.push_back(std::move(row));
+    }
+    return {};
+  }
   const auto want = feature_column_names(config);
   if (columns != want) {
     std::size_t i = 0;

@@ -178,6 +178,13 @@ def main():
         rc, out = gw.cli("model", "import", sig, "--asset", b, "--calibration", csv_path)
         c.check("model import --asset --calibration FEATURES.csv: active", rc == 0 and "active" in out
                 and "sigmoid" in out, out.strip())
+        mi = subprocess.run([CLI, "features", wav, "--format", "csv", "--model-input"], capture_output=True, text=True)
+        mi_path = os.path.join(work, "model_input.csv")
+        with open(mi_path, "w") as f:
+            f.write(mi.stdout)
+        rc, out = gw.cli("model", "import", sig, "--asset", b, "--calibration", mi_path)
+        c.check("model import --asset --calibration MODEL_INPUT.csv (features --model-input): active",
+                mi.returncode == 0 and rc == 0 and "active" in out, out.strip() or mi.stderr.strip())
         rc, out = gw.cli("model", "import", sig, "--asset", b, "--from", "1h", "--to", "now")
         c.check("model import --asset --from/--to: active", rc == 0 and "active" in out, out.strip())
 

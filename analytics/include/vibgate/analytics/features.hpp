@@ -41,8 +41,10 @@ std::vector<std::string> feature_column_names(const FeatureConfig& config);
 void model_input_of(const FeatureConfig& config, const Features& f, std::span<float> out);
 
 // Rows of the `vibgate features --format csv` columns (feature_column_names(config), without
-// file/channel/start_s; iso_zone ignored) → model-input rows appended to `out`. Returns "" or a
-// one-line problem (columns differ from the configuration's, short rows, non-finite values).
+// file/channel/start_s; iso_zone ignored) → model-input rows appended to `out`. Rows of the
+// `vibgate features --model-input` columns (model_input_names(config)) are taken as they are.
+// Returns "" or a one-line problem (columns differ from the configuration's, short rows,
+// non-finite values).
 std::string model_inputs_from_columns(const FeatureConfig& config,
                                       const std::vector<std::string>& columns,
                                       const std::vector<std::vector<double>>& rows,
