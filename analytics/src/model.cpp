@@ -102,6 +102,33 @@ FeatureConfig from_pb(const pb::FeatureConfig& p) {
   return c;
 }
 
+// ---- drift reference <-> protobuf (docs/model.md, "Drift") ----
+void to_pb(const DriftHistogram& h, pb::DriftHistogram* p) {
+  for (float e : h.edges) p->add_edges(e);
+  for (float v : h.proportions) p->add_proportions(v);
+}
+DriftHistogram from_pb(const pb::DriftHistogram& p) {
+  DriftHistogram h;
+  h.edges.assign(p.edges().begin(), p.edges().end());
+  h.proportions.assign(p.proportions().begin(), p.proportions().end());
+  return h;
+}
+void drift_to_pb(const DriftReference& r, pb::Model& p) {
+  if (r.empty()) return;
+  auto* d = p.mutable_drift();
+  to_pb(r.score, d->mutable_score());
+  for (const auto& h : r.features) to_pb(h, d->add_features());
+  d->set_rows(r.rows);
+}
+DriftReference drift_from_pb(const pb::Model& p) {
+  DriftReference r;
+  if (!p.has_drift()) return r;
+  r.score = from_pb(p.drift().score());
+  for (const auto& h : p.drift().features()) r.features.push_back(from_pb(h));
+  r.rows = p.drift().rows();
+  return r;
+}
+
 bool all_finite(const std::vector<float>& v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
 }
@@ -137,6 +164,9 @@ Model build_model(const FeatureConfig& features, const std::vector<std::vector<f
   }
   m.threshold_float = threshold_from(ef, t.validation_index, rule);
   m.threshold_int8 = threshold_from(eq, t.validation_index, rule);
+
+  // Drift reference of every row (training and validation), binned as the daemon will bin.
+  m.drift = make_drift_reference(m, rows);
 
   summary.windows = rows.size();
   summary.seed = train.seed;
@@ -201,6 +231,7 @@ std::string save_model(const Model& m, const std::string& path) {
   s->set_train_loss(m.summary.train_loss);
   s->set_validation_loss(m.summary.validation_loss);
   s->set_threshold_rule(m.summary.threshold_rule);
+  drift_to_pb(m.drift, p);
 
   std::string payload;
   if (!p.SerializeToString(&payload)) return path + ": cannot serialize the model";
@@ -339,6 +370,8 @@ ModelLoadResult load_model(const std::string& path) {
                                 s.trained_at(), s.seed(),       s.epochs(),
                                 s.best_epoch(), s.train_loss(), s.validation_loss(),
                                 s.threshold_rule()};
+    m.drift = drift_from_pb(p);
+    if (auto e = check_drift_reference(m.drift, d); !e.empty()) return fail(e);
     r.model = std::move(m);
   } catch (const std::exception& e) {
     return fail(std::string("invalid model: ") + e.what());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vibgate/analytics/dense.hpp"
+#include "vibgate/analytics/drift.hpp"
 #include "vibgate/analytics/feature_config.hpp"
 #include "vibgate/analytics/quantized.hpp"
 #include "vibgate/analytics/training.hpp"
@@ -40,6 +41,9 @@ struct Model {
   float threshold_float = 0, threshold_int8 = 0;  // reconstruction error at score 1.0
   float warning_level = 0.8f;                     // score at which the verdict becomes warning
   TrainingSummary summary;
+  // Drift reference (drift.hpp): score and standardized-input distributions of the training
+  // rows. Empty in model files written before it existed: drift is then reported as n/a.
+  DriftReference drift;
 };
 
 // Threshold rule: threshold = margin · max(q-quantile of all training errors, largest validation
