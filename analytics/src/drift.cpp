@@ -13,7 +13,10 @@ namespace vibgate::analytics {
 
 std::size_t DriftHistogram::bin_of(float x) const {
   if (std::isnan(x)) return edges.size();
-  return static_cast<std::size_t>(std::upper_bound(edges.begin(), edges.end(), x) - edges.begin());
+  // At most 9 edges: a branch-free count of the edges <= x beats a binary search.
+  std::size_t b = 0;
+  for (float e : edges) b += static_cast<std::size_t>(x >= e);
+  return b;
 }
 
 DriftHistogram make_drift_histogram(std::vector<float> values) {
@@ -41,6 +44,12 @@ DriftHistogram make_drift_histogram(std::vector<float> values) {
 
 DriftReference make_drift_reference(const Model& model,
                                     const std::vector<std::vector<float>>& raw_rows) {
+  return make_drift_reference(model, raw_rows, {});
+}
+
+DriftReference make_drift_reference(const Model& model,
+                                    const std::vector<std::vector<float>>& raw_rows,
+                                    std::span<const std::size_t> score_rows) {
   if (raw_rows.empty()) throw std::invalid_argument("drift reference: no rows");
   const std::size_t d = model.normalizer.mean.size();
   if (d == 0 || model.int8_net.input_size() != d || model.int8_net.output_size() != d)
@@ -62,6 +71,18 @@ DriftReference make_drift_reference(const Model& model,
   }
   DriftReference ref;
   ref.rows = raw_rows.size();
+  if (!score_rows.empty()) {
+    std::vector<float> picked;
+    picked.reserve(score_rows.size());
+    for (std::size_t i : score_rows) {
+      if (i >= scores.size())
+        throw std::invalid_argument("drift reference: score row " + std::to_string(i) +
+                                    " out of range");
+      picked.push_back(scores[i]);
+    }
+    scores = std::move(picked);
+  }
+  ref.score_rows = scores.size();
   ref.score = make_drift_histogram(std::move(scores));
   ref.features.reserve(d);
   for (auto& v : per_input) ref.features.push_back(make_drift_histogram(std::move(v)));

@@ -119,6 +119,7 @@ void drift_to_pb(const DriftReference& r, pb::Model& p) {
   to_pb(r.score, d->mutable_score());
   for (const auto& h : r.features) to_pb(h, d->add_features());
   d->set_rows(r.rows);
+  d->set_score_rows(r.score_rows);
 }
 DriftReference drift_from_pb(const pb::Model& p) {
   DriftReference r;
@@ -126,6 +127,7 @@ DriftReference drift_from_pb(const pb::Model& p) {
   r.score = from_pb(p.drift().score());
   for (const auto& h : p.drift().features()) r.features.push_back(from_pb(h));
   r.rows = p.drift().rows();
+  r.score_rows = p.drift().score_rows();
   return r;
 }
 
@@ -165,8 +167,9 @@ Model build_model(const FeatureConfig& features, const std::vector<std::vector<f
   m.threshold_float = threshold_from(ef, t.validation_index, rule);
   m.threshold_int8 = threshold_from(eq, t.validation_index, rule);
 
-  // Drift reference of every row (training and validation), binned as the daemon will bin.
-  m.drift = make_drift_reference(m, rows);
+  // Drift reference, binned as the daemon will bin: the inputs of every row (training and
+  // validation), the score of the validation rows (the network was not trained on them).
+  m.drift = make_drift_reference(m, rows, t.validation_index);
 
   summary.windows = rows.size();
   summary.seed = train.seed;

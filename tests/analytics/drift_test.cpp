@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <span>
@@ -246,10 +247,35 @@ TEST(DriftReference, BuiltByBuildModelForEveryInput) {
   EXPECT_EQ(m.drift.features.size(), m.input_names.size());
   EXPECT_EQ(m.drift.rows, m.summary.windows);
   EXPECT_EQ(check_drift_reference(m.drift, m.input_names.size()), "");
-  // make_drift_reference on the same rows reproduces it (the ONNX importer's entry point).
-  const auto again = make_drift_reference(m, rows_of(5, 40));
-  EXPECT_EQ(again.score.edges, m.drift.score.edges);
-  EXPECT_EQ(again.features[3].proportions, m.drift.features[3].proportions);
+  // The score's reference comes from the validation rows only (20 %), the inputs' from all.
+  EXPECT_GT(m.drift.score_rows, 0u);
+  EXPECT_EQ(m.drift.score_rows,
+            static_cast<std::uint64_t>(0.2 * static_cast<double>(m.drift.rows)));
+  // make_drift_reference on the same rows reproduces the inputs' histograms (the ONNX
+  // importer's entry point); its score histogram uses every row.
+  const auto rows = rows_of(5, 40);
+  const auto again = make_drift_reference(m, rows);
+  EXPECT_EQ(again.score_rows, rows.size());
+  for (std::size_t i = 0; i < again.features.size(); ++i) {
+    EXPECT_EQ(again.features[i].edges, m.drift.features[i].edges);
+    EXPECT_EQ(again.features[i].proportions, m.drift.features[i].proportions);
+  }
+  // With score rows: the score histogram is that of exactly those rows' scores.
+  const std::vector<std::size_t> pick = {0, 5, 9, 17, 30};
+  const auto some = make_drift_reference(m, rows, pick);
+  std::vector<float> s;
+  std::vector<float> z(m.input_names.size()), y(z.size());
+  std::vector<std::int8_t> q(m.int8_net.scratch_size());
+  for (std::size_t i : pick) {
+    m.normalizer.apply(rows[i], z);
+    m.int8_net.forward(z, y, q);
+    s.push_back(static_cast<float>(static_cast<double>(mean_squared_error(z, y)) /
+                                   static_cast<double>(m.threshold_int8)));
+  }
+  EXPECT_EQ(some.score.edges, make_drift_histogram(s).edges);
+  EXPECT_EQ(some.score_rows, 5u);
+  const std::vector<std::size_t> beyond = {rows.size()};
+  EXPECT_THROW(make_drift_reference(m, rows, beyond), std::invalid_argument);
   EXPECT_THROW(make_drift_reference(m, {}), std::invalid_argument);
   EXPECT_THROW(make_drift_reference(m, {{1.0f, 2.0f}}), std::invalid_argument);
 }
@@ -261,6 +287,12 @@ TEST(DriftReference, HealthyStaysLowFaultyDrifts) {
       << "score " << healthy.psi_score << " feature " << m.input_names[healthy.feature_max] << " "
       << healthy.psi_feature_max;
   const auto faulty = monitor_rows(m, rows_of(78, 40, DefectKind::outer_race));
+  std::printf(
+      "reference %llu rows; healthy: PSI score %.3f, feature max %.3f (%s); faulty: PSI "
+      "score %.3f, feature max %.3f (%s)\n",
+      static_cast<unsigned long long>(m.drift.rows), healthy.psi_score, healthy.psi_feature_max,
+      m.input_names[healthy.feature_max].c_str(), faulty.psi_score, faulty.psi_feature_max,
+      m.input_names[faulty.feature_max].c_str());
   EXPECT_EQ(faulty.state, DriftState::drifted);
   EXPECT_GT(faulty.psi_score, 0.25);
   EXPECT_GT(faulty.psi_feature_max, 0.25);
@@ -277,6 +309,7 @@ TEST(DriftReference, ModelFileRoundTripAndOldFilesWithout) {
   const auto& a = trained_model().drift;
   const auto& b = r.model->drift;
   EXPECT_EQ(b.rows, a.rows);
+  EXPECT_EQ(b.score_rows, a.score_rows);
   EXPECT_EQ(b.score.edges, a.score.edges);
   EXPECT_EQ(b.score.proportions, a.score.proportions);
   ASSERT_EQ(b.features.size(), a.features.size());

@@ -33,6 +33,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vibgate/analytics/drift.hpp"
 #include "vibgate/analytics/features.hpp"
 #include "vibgate/analytics/model.hpp"
 #include "vibgate/common/outbox.hpp"
@@ -80,12 +81,22 @@ struct WindowResult {
   // k * spectrum_bin_hz, input units); null in the other windows.
   std::shared_ptr<const std::vector<float>> spectrum;
   double spectrum_bin_hz = 0.0;
+  // Drift (analytics/drift.hpp): the point's monitor status, attached to the first scored window
+  // after a model change and then to every Options::drift_update_every-th one (empty otherwise,
+  // and always while learning). drift_feature names the input with the largest PSI ("" while
+  // no PSI is computed).
+  std::optional<analytics::DriftStatus> drift;
+  std::string drift_feature;
 };
 
 class AnalyticsWorker {
  public:
   struct Options {
     std::size_t queue_capacity_blocks = 64;  // >= 1; blocks beyond are dropped and counted
+    // Drift monitoring of every scored point (its model's drift reference against the last
+    // drift.window windows); the PSI is recomputed every drift_update_every windows (>= 1).
+    analytics::DriftOptions drift;
+    std::size_t drift_update_every = 16;
   };
 
   // Counters since construction. Thread: any.
@@ -158,6 +169,8 @@ class AnalyticsWorker {
   void process(Item& item);
   std::shared_ptr<analytics::FeatureExtractor> shared_extractor(const analytics::FeatureConfig& f);
   void apply_pending_model(Asset& a, std::size_t index);
+  void reset_drift(Asset& a);                       // a new model (or learning): a fresh monitor
+  void update_drift(Asset& a, WindowResult& r);     // one scored window into the monitor
 
   std::vector<std::unique_ptr<Asset>> assets_;
   std::map<std::string, std::weak_ptr<analytics::FeatureExtractor>> extractors_;  // by canonical()
