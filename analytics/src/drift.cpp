@@ -10,6 +10,21 @@
 #include "vibgate/analytics/model.hpp"
 
 namespace vibgate::analytics {
+namespace {
+
+// ln(c) for c = 0 … kLnTableSize − 1 (entry 0 unused), shared by every monitor: update() then
+// needs no logarithm calls for windows up to that size (ln p = ln c − ln N).
+constexpr std::size_t kLnTableSize = 8193;
+const double* ln_table() {
+  static const std::vector<double> t = [] {
+    std::vector<double> v(kLnTableSize, 0.0);
+    for (std::size_t c = 1; c < kLnTableSize; ++c) v[c] = std::log(static_cast<double>(c));
+    return v;
+  }();
+  return t.data();
+}
+
+}  // namespace
 
 std::size_t DriftHistogram::bin_of(float x) const {
   if (std::isnan(x)) return edges.size();
@@ -151,8 +166,16 @@ DriftMonitor::DriftMonitor(const DriftReference& reference, DriftOptions options
   if (auto e = check_drift_reference(ref_, ref_.features.size()); !e.empty())
     throw std::invalid_argument("drift monitor: " + e);
   quantities_ = ref_.features.size() + 1;
-  ring_.assign(opt_.window * quantities_, 0);
+  stride_ = (quantities_ + 1) / 2;
+  ring_.assign(opt_.window * stride_, 0);
   counts_.assign(quantities_ * kDriftMaxBins, 0);
+  ln_q_.assign(quantities_ * kDriftMaxBins, 0.0);
+  for (std::size_t q = 0; q < quantities_; ++q) {
+    const DriftHistogram& h = q == 0 ? ref_.score : ref_.features[q - 1];
+    for (std::size_t b = 0; b < h.bins(); ++b)
+      ln_q_[q * kDriftMaxBins + b] =
+          std::log(std::max(kDriftEpsilon, static_cast<double>(h.proportions[b])));
+  }
 }
 
 void DriftMonitor::add(double score, std::span<const float> z) {
@@ -160,17 +183,21 @@ void DriftMonitor::add(double score, std::span<const float> z) {
   if (z.size() + 1 != quantities_)
     throw std::invalid_argument("drift monitor: input has " + std::to_string(z.size()) +
                                 " values, the reference " + std::to_string(quantities_ - 1));
-  std::uint8_t* slot = &ring_[head_ * quantities_];
+  // A window's slot holds one 4-bit bin index per quantity (at most 10 bins), two per byte.
+  std::uint8_t* slot = &ring_[head_ * stride_];
   if (filled_ == opt_.window) {  // the oldest window leaves
-    for (std::size_t q = 0; q < quantities_; ++q) --counts_[q * kDriftMaxBins + slot[q]];
+    for (std::size_t q = 0; q < quantities_; ++q)
+      --counts_[q * kDriftMaxBins + ((slot[q >> 1] >> (4 * (q & 1))) & 0xF)];
   } else {
     ++filled_;
   }
-  const float s = static_cast<float>(score);
-  slot[0] = static_cast<std::uint8_t>(ref_.score.bin_of(s));
-  for (std::size_t i = 0; i < z.size(); ++i)
-    slot[i + 1] = static_cast<std::uint8_t>(ref_.features[i].bin_of(z[i]));
-  for (std::size_t q = 0; q < quantities_; ++q) ++counts_[q * kDriftMaxBins + slot[q]];
+  std::fill(slot, slot + stride_, std::uint8_t{0});
+  auto put = [&](std::size_t q, std::size_t bin) {
+    slot[q >> 1] = static_cast<std::uint8_t>(slot[q >> 1] | (bin << (4 * (q & 1))));
+    ++counts_[q * kDriftMaxBins + bin];
+  };
+  put(0, ref_.score.bin_of(static_cast<float>(score)));
+  for (std::size_t i = 0; i < z.size(); ++i) put(i + 1, ref_.features[i].bin_of(z[i]));
   head_ = head_ + 1 == opt_.window ? 0 : head_ + 1;
 }
 
@@ -193,10 +220,28 @@ DriftStatus DriftMonitor::update() {
     drifted_ = false;
     return st;
   }
+  // population_stability_index() with the logarithms from tables: ln q per bin was computed at
+  // construction, ln p = ln c − ln N (counts and N at most the window).
+  const bool table = filled_ < kLnTableSize;
+  const double* lt = ln_table();
+  const double n = static_cast<double>(filled_);
+  const double ln_n = table ? lt[filled_] : std::log(n);
+  const double ln_eps = std::log(kDriftEpsilon);
   auto psi_of = [&](std::size_t q, const DriftHistogram& h) {
-    return population_stability_index(
-        std::span<const std::uint32_t>(&counts_[q * kDriftMaxBins], h.bins()), filled_,
-        h.proportions);
+    double psi = 0;
+    for (std::size_t b = 0; b < h.bins(); ++b) {
+      const std::uint32_t c = counts_[q * kDriftMaxBins + b];
+      double p = static_cast<double>(c) / n, ln_p;
+      if (p < kDriftEpsilon) {
+        p = kDriftEpsilon;
+        ln_p = ln_eps;
+      } else {
+        ln_p = (table ? lt[c] : std::log(static_cast<double>(c))) - ln_n;
+      }
+      const double qv = std::max(kDriftEpsilon, static_cast<double>(h.proportions[b]));
+      psi += (p - qv) * (ln_p - ln_q_[q * kDriftMaxBins + b]);
+    }
+    return psi;
   };
   st.psi_score = psi_of(0, ref_.score);
   st.psi_features.resize(ref_.features.size());

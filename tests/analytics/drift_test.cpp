@@ -89,6 +89,13 @@ TEST(DriftMonitor, SameDistributionStaysStable) {
   feed(m, normal_values(2048, 0.3, 0.05, 11), normal_values(2048, 0, 1, 12));
   const auto s = m.update();
   EXPECT_EQ(s.windows, 2048u);
+  // update() (logarithm tables) agrees with population_stability_index() on the same counts.
+  const auto ref = one_input_reference();
+  const auto zs = normal_values(2048, 0, 1, 12);
+  std::vector<std::uint32_t> counts(ref.features[0].bins(), 0);
+  for (float v : zs) ++counts[ref.features[0].bin_of(v)];
+  EXPECT_NEAR(s.psi_feature_max,
+              population_stability_index(counts, zs.size(), ref.features[0].proportions), 1e-9);
   EXPECT_LT(s.psi_score, 0.05);
   EXPECT_LT(s.psi_feature_max, 0.05);
   EXPECT_EQ(s.state, DriftState::stable);

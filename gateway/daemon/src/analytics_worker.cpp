@@ -120,7 +120,11 @@ void add_summary(const analytics::Features& f, const analytics::FeatureConfig& c
 }  // namespace
 
 AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result)
-    : options_(options), on_result_(std::move(on_result)) {
+    : AnalyticsWorker(std::move(assets), options, std::move(on_result), DriftSettings{}) {}
+
+AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result,
+                                 DriftSettings drift)
+    : options_(options), on_result_(std::move(on_result)), drift_(drift) {
   if (assets.empty()) throw std::invalid_argument("analytics worker: no assets");
   if (options_.queue_capacity_blocks == 0)
     throw std::invalid_argument("analytics worker: queue_capacity_blocks must be >= 1");
@@ -304,7 +308,7 @@ void AnalyticsWorker::reset_drift(Asset& a) {
   a.drift_due = 0;
   if (a.model && !a.model->drift.empty()) {
     try {
-      a.drift = analytics::DriftMonitor(a.model->drift, options_.drift);
+      a.drift = analytics::DriftMonitor(a.model->drift, drift_.options);
       return;
     } catch (const std::exception& e) {
       spdlog::error("analytics: asset '{}': drift reference unusable: {}", a.name, e.what());
@@ -330,7 +334,7 @@ void AnalyticsWorker::update_drift(Asset& a, WindowResult& r) {
     --a.drift_due;
     return;
   }
-  a.drift_due = std::max<std::size_t>(1, options_.drift_update_every) - 1;
+  a.drift_due = std::max<std::size_t>(1, drift_.update_every) - 1;
   r.drift = a.drift.update();
   if (!r.drift->psi_features.empty() && r.drift->feature_max < a.model->input_names.size())
     r.drift_feature = a.model->input_names[r.drift->feature_max];

@@ -54,7 +54,7 @@ DriftHistogram make_drift_histogram(std::vector<float> values);
 // calibration rows: each row is standardized with the model's normalizer and scored with its int8
 // network (as the daemon scores), then every quantity is binned by make_drift_histogram.
 // Throws std::invalid_argument when `raw_rows` is empty, a row's length is not the model's input
-// width, or a value is not finite. Thread: the caller's; one core, about 1 µs per row and input.
+// width, or a value is not finite. Thread: the caller's; one core (a sort per quantity).
 DriftReference make_drift_reference(const Model& model,
                                     const std::vector<std::vector<float>>& raw_rows);
 // The same, with the score's histogram made from the rows raw_rows[i], i in `score_rows`, only
@@ -99,14 +99,14 @@ struct DriftOptions {
 };
 
 // Counts the reference bins of the last `window` scored windows of one point. Not thread-safe:
-// one owner (the daemon's analytics worker). Memory: window × (inputs + 1) bytes for the ring
-// plus the counts (about 80 KB at the default window and 38 inputs).
+// one owner (the daemon's analytics worker). Memory: window × (inputs + 1) / 2 bytes for the
+// ring plus counts and tables (about 45 KB at the default window and 38 inputs).
 class DriftMonitor {
  public:
   // A monitor without a reference: state no_reference forever.
   DriftMonitor() = default;
-  // Throws std::invalid_argument for an empty reference, more than 255 bins, window == 0 or
-  // non-ascending thresholds.
+  // Throws std::invalid_argument for an empty reference, an invalid one (check_drift_reference,
+  // e.g. more than kDriftMaxBins bins), window == 0 or non-ascending thresholds.
   DriftMonitor(const DriftReference& reference, DriftOptions options = {});
 
   bool has_reference() const { return !ref_.empty(); }
@@ -118,15 +118,17 @@ class DriftMonitor {
   std::uint64_t windows() const { return filled_; }
   // Computes the PSI of the score and of every input over the windows held, and the state
   // (with the hysteresis of DriftOptions::release against the previous update()). O(inputs ×
-  // bins) logarithms: call it every few windows, not for every one.
+  // bins), no logarithm calls for windows up to 8192 (tables): 0.5 to 0.7 µs at 38 inputs.
   DriftStatus update();
 
  private:
   DriftReference ref_;
   DriftOptions opt_;
   std::size_t quantities_ = 0;         // inputs + 1 (index 0: the score)
-  std::vector<std::uint8_t> ring_;     // window × quantities_ bin indices
+  std::size_t stride_ = 0;             // bytes per window in the ring
+  std::vector<std::uint8_t> ring_;     // window × stride_: 4-bit bin indices, two per byte
   std::vector<std::uint32_t> counts_;  // per quantity, kDriftMaxBins counts
+  std::vector<double> ln_q_;           // ln of the reference proportions, same layout
   std::size_t head_ = 0;               // next ring slot
   std::uint64_t filled_ = 0;           // windows held (<= window)
   bool drifted_ = false;               // last update() said drifted
