@@ -102,6 +102,35 @@ FeatureConfig from_pb(const pb::FeatureConfig& p) {
   return c;
 }
 
+// ---- drift reference <-> protobuf (docs/model.md, "Drift") ----
+void to_pb(const DriftHistogram& h, pb::DriftHistogram* p) {
+  for (float e : h.edges) p->add_edges(e);
+  for (float v : h.proportions) p->add_proportions(v);
+}
+DriftHistogram from_pb(const pb::DriftHistogram& p) {
+  DriftHistogram h;
+  h.edges.assign(p.edges().begin(), p.edges().end());
+  h.proportions.assign(p.proportions().begin(), p.proportions().end());
+  return h;
+}
+void drift_to_pb(const DriftReference& r, pb::Model& p) {
+  if (r.empty()) return;
+  auto* d = p.mutable_drift();
+  to_pb(r.score, d->mutable_score());
+  for (const auto& h : r.features) to_pb(h, d->add_features());
+  d->set_rows(r.rows);
+  d->set_score_rows(r.score_rows);
+}
+DriftReference drift_from_pb(const pb::Model& p) {
+  DriftReference r;
+  if (!p.has_drift()) return r;
+  r.score = from_pb(p.drift().score());
+  for (const auto& h : p.drift().features()) r.features.push_back(from_pb(h));
+  r.rows = p.drift().rows();
+  r.score_rows = p.drift().score_rows();
+  return r;
+}
+
 bool all_finite(const std::vector<float>& v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
 }
@@ -146,6 +175,10 @@ Model build_model(const FeatureConfig& features, const std::vector<std::vector<f
   }
   m.threshold_float = threshold_from_errors(ef, t.validation_index, rule);
   m.threshold_int8 = threshold_from_errors(eq, t.validation_index, rule);
+
+  // Drift reference, binned as the daemon will bin: the inputs of every row (training and
+  // validation), the score of the validation rows (the network was not trained on them).
+  m.drift = make_drift_reference(m, rows, t.validation_index);
 
   summary.windows = rows.size();
   summary.seed = train.seed;
@@ -223,6 +256,7 @@ std::string save_model(const Model& m, const std::string& path) {
   s->set_threshold_rule(m.summary.threshold_rule);
   s->set_prune_fraction(m.summary.prune_fraction);
   s->set_nonzero_weights(m.summary.nonzero_weights);
+  drift_to_pb(m.drift, p);
 
   std::string payload;
   if (!p.SerializeToString(&payload)) return path + ": cannot serialize the model";
@@ -374,6 +408,8 @@ ModelLoadResult load_model(const std::string& path) {
                                 s.trained_at(),     s.seed(),           s.epochs(),
                                 s.best_epoch(),     s.train_loss(),     s.validation_loss(),
                                 s.threshold_rule(), s.prune_fraction(), s.nonzero_weights()};
+    m.drift = drift_from_pb(p);
+    if (auto e = check_drift_reference(m.drift, d); !e.empty()) return fail(e);
     r.model = std::move(m);
   } catch (const std::exception& e) {
     return fail(std::string("invalid model: ") + e.what());

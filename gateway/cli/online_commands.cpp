@@ -362,6 +362,27 @@ std::string render_tags(const std::vector<vd::TagInfo>& tags, std::int64_t now_m
       "no tags");
 }
 
+// The DRIFT column: the larger PSI (score or feature), the state unless stable, and which
+// quantity: "0.04", "0.31 drifted (env_rms)"; "n/a" while not computed, "n/a (no reference)" for
+// a model without a drift reference, "-" when not scoring.
+namespace {
+std::string drift_cell(const vd::AssetInfo& a) {
+  if (a.drift_state.empty() || a.model_state != "scoring") return "-";
+  if (a.drift_state.rfind("n/a", 0) == 0)
+    return a.drift_state.find("reference") != std::string::npos ? "n/a (no reference)" : "n/a";
+  const bool feature = a.drift_psi_feature_max > a.drift_psi_score;
+  std::string s = fixed(feature ? a.drift_psi_feature_max : a.drift_psi_score, 2);
+  if (a.drift_state != "stable") {
+    s += ' ';
+    s += a.drift_state;
+    s += " (";
+    s += feature ? a.drift_feature : std::string("score");
+    s += ')';
+  }
+  return s;
+}
+}  // namespace
+
 std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t now_ms) {
   // An asset with several channels has a row per channel, named as commands take it:
   // "<asset>:<channel>".
@@ -389,7 +410,7 @@ std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t
     rows.push_back({name, level_name(a.alarm_level), fixed(a.score, 2), iso_zone_letter(a.iso_zone),
                     fixed(a.vrms_mm_s, 2), model,
                     a.model_version.empty() ? std::string("-") : a.model_version,
-                    format_age(a.last_window_ms, now_ms, "never"), alert});
+                    format_age(a.last_window_ms, now_ms, "never"), drift_cell(a), alert});
   }
   return render_table({{"NAME"},
                        {"LEVEL"},
@@ -399,6 +420,7 @@ std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t
                        {"MODEL"},
                        {"VERSION"},
                        {"LAST WINDOW"},
+                       {"DRIFT"},
                        {"ALERT"}},
                       rows, "no assets configured");
 }
@@ -649,7 +671,12 @@ ordered_json to_json(const vd::AssetInfo& a) {
           {"model_version", a.model_version},
           {"last_window_ms", a.last_window_ms},
           {"active_alert_id", a.active_alert_id},
-          {"acknowledged", a.acknowledged}};
+          {"acknowledged", a.acknowledged},
+          {"drift_state", a.drift_state},
+          {"drift_psi_score", a.drift_psi_score},
+          {"drift_psi_feature_max", a.drift_psi_feature_max},
+          {"drift_feature", a.drift_feature},
+          {"drift_windows", a.drift_windows}};
 }
 
 ordered_json to_json(const vd::AlertInfo& a) {

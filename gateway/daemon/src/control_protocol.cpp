@@ -274,6 +274,11 @@ std::string encode_reply_frame(const ControlReply& reply) {
             o->set_learning_progress(a.learning_progress);
             o->set_acknowledged(a.acknowledged);
             o->set_active_alert_id(a.active_alert_id);
+            o->set_drift_psi_score(a.drift_psi_score);
+            o->set_drift_psi_feature_max(a.drift_psi_feature_max);
+            o->set_drift_feature(a.drift_feature);
+            o->set_drift_windows(a.drift_windows);
+            o->set_drift_state(a.drift_state);
           }
         } else if constexpr (std::is_same_v<T, std::vector<AlertInfo>>) {
           auto* list = m.mutable_alerts();
@@ -441,6 +446,11 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
         o.learning_progress = a.learning_progress();
         o.acknowledged = a.acknowledged();
         o.active_alert_id = a.active_alert_id();
+        o.drift_psi_score = a.drift_psi_score();
+        o.drift_psi_feature_max = a.drift_psi_feature_max();
+        o.drift_feature = a.drift_feature();
+        o.drift_windows = a.drift_windows();
+        o.drift_state = a.drift_state();
         v.push_back(std::move(o));
       }
       r.payload = std::move(v);

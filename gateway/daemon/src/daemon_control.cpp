@@ -189,6 +189,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
                                   (1000.0 * static_cast<double>(a.learn_for.count()));
               ai.learning_progress = std::clamp(done, 0.0, 1.0);
             }
+            fill_drift(a, ai);  // daemon_drift.cpp
             ai.acknowledged = st.acknowledged;
             if (st.active_seq != 0) {
               const auto it = a.alert_ids.find(st.active_seq);

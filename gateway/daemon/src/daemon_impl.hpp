@@ -71,6 +71,16 @@ inline OutboxTotals outbox_totals(const OutboxStats& os) {
 enum class ModelState : std::uint8_t { none, learning, scoring, error };
 const char* to_string(ModelState s);
 
+// Drift of a point's model (analytics/drift.hpp) as the analytics worker last reported it
+// (daemon_drift.cpp). Reset when a model is activated.
+struct PointDrift {
+  analytics::DriftStatus status;  // latest status (psi_features empty while not computed)
+  std::string feature;            // input with the largest PSI ("" while not computed)
+  bool reported = false;          // a status arrived for the active model
+  bool drifted = false;           // its state is drifted (for the change event)
+  std::uint64_t generation = 0;   // worker model generation of the status (newest seen)
+};
+
 // Runtime state of one measuring point: one channel of an asset, with its own model, learning,
 // alarm state machine and raw-sample ring. Loop thread only.
 struct PointRuntime {
@@ -123,6 +133,9 @@ struct PointRuntime {
   std::int64_t interval_start_ms = 0;
   std::vector<float> interval_input;
   std::uint64_t interval_hash = 0;
+
+  // Drift monitoring (daemon_drift.cpp).
+  PointDrift drift;
 };
 
 // One monitored asset: its points (one per channel) in configuration order, and its level
@@ -235,6 +248,23 @@ struct Daemon::Impl {
   std::vector<MetricSample> collect_metrics() const;
   std::string status_line() const;
   std::string models_dir(const PointRuntime& a) const;
+
+  // ---- daemon_drift.cpp ----
+  // A drift status from the worker: kept, and a change into or out of "drifted" logged and
+  // stored as a health event (uplinked). Loop thread.
+  // Statuses of an older model generation than the newest seen are ignored; a newer one starts
+  // afresh (no event for the model change itself).
+  void on_drift(PointRuntime& a, std::uint64_t generation, analytics::DriftStatus status,
+                std::string feature);
+  // The point's drift state as reported: "n/a" unless scoring with a status, else the
+  // analytics::to_string of the state.
+  std::string drift_state(const PointRuntime& a) const;
+  // drift_psi_score, drift_psi_feature_max, drift_feature, drift_state for a result row.
+  void add_drift_metrics(const PointRuntime& a, std::vector<Metric>& out) const;
+  // vibgate_asset_drift_psi{what=score|<input>}, _drift_windows, _drift_state of every point.
+  void collect_drift_metrics(std::vector<MetricSample>& m) const;
+  // The AssetInfo drift fields of a point.
+  void fill_drift(const PointRuntime& a, AssetInfo& ai) const;
 
   // ---- daemon_control.cpp ----
   ControlReply handle(const ControlRequest& request);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vibgate/analytics/dense.hpp"
+#include "vibgate/analytics/drift.hpp"
 #include "vibgate/analytics/feature_config.hpp"
 #include "vibgate/analytics/quantized.hpp"
 #include "vibgate/analytics/training.hpp"
@@ -44,6 +45,9 @@ struct Model {
   TrainingSummary summary;
   // "trained" (on the gateway) or "onnx:<file name>" (imported, onnx.hpp).
   std::string origin = "trained";
+  // Drift reference (drift.hpp): score and standardized-input distributions of the training
+  // rows. Empty in model files written before it existed: drift is then reported as n/a.
+  DriftReference drift;
 };
 
 // Threshold rule: threshold = margin · max(q-quantile of all training errors, largest validation

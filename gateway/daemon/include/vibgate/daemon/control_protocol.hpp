@@ -150,6 +150,14 @@ struct AssetInfo {
   double learning_progress = 0.0;     // 0..1 while model_state is "learning"
   bool acknowledged = false;          // the active alert was acknowledged
   std::uint64_t active_alert_id = 0;  // 0 = none
+  // Drift of the model (docs/model.md "Drift"): PSI of the score and the largest feature PSI
+  // (0 while not computed), that feature's name, windows in the monitor, and the state
+  // ("stable", "shifting", "drifted", "n/a", "n/a (model has no reference)").
+  double drift_psi_score = 0.0;
+  double drift_psi_feature_max = 0.0;
+  std::string drift_feature;
+  std::uint64_t drift_windows = 0;
+  std::string drift_state;
 };
 struct AlertInfo {
   std::uint64_t id = 0;
