@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "vibgate/analytics/detector.hpp"
+#include "vibgate/analytics/drift.hpp"
 #include "vibgate/analytics/features.hpp"
 #include "vibgate/analytics/metrics.hpp"
 #include "vibgate/analytics/onnx.hpp"
@@ -566,6 +567,13 @@ ImportResult import_onnx(const std::string& bytes, const std::string& file_name_
   r << options.rule.margin << " x q" << options.rule.quantile
     << " of calibration errors (onnx import)";
   m.summary.threshold_rule = r.str();
+  // Drift reference from the calibration rows (docs/model.md, "Drift"): the imported network was
+  // not fitted to them, so every row counts for the score's histogram too.
+  try {
+    m.drift = make_drift_reference(m, calibration);
+  } catch (const std::exception& e) {
+    return fail(std::string("cannot build the drift reference: ") + e.what());
+  }
   res.model = std::move(m);
   return res;
 }

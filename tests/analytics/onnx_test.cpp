@@ -27,6 +27,7 @@
 #include "vibgate/analytics/features.hpp"
 #include "vibgate/analytics/metrics.hpp"
 #include "vibgate/analytics/model.hpp"
+#include "vibgate/analytics/drift.hpp"
 #include "vibgate/analytics/onnx.hpp"
 #include "vibgate/analytics/synth.hpp"
 
@@ -315,6 +316,28 @@ TEST(OnnxImport, NormalizationFromMetadataThenFromCalibration) {
     EXPECT_NEAR(r.model->normalizer.mean[k], mean, 1e-5 * (1 + std::abs(mean)));
     EXPECT_GE(r.model->normalizer.std[k], 0.02f);
   }
+}
+
+// An imported model carries a drift reference built from its calibration rows (docs/model.md,
+// "Drift"): one histogram per input plus the score's, every row counted, and the calibration
+// rows themselves sit in the stable range against it.
+TEST(OnnxImport, DriftReferenceFromTheCalibrationRows) {
+  const auto& D = data();
+  TrainOptions to;
+  to.max_epochs = 10;
+  const Model m = build_model(D.cfg, D.healthy, to, ThresholdRule{}, TrainingSummary{});
+  std::string bytes;
+  ASSERT_EQ(export_onnx(m, bytes), "");
+  onnx::ModelProto p;
+  ASSERT_TRUE(p.ParseFromString(bytes));
+  const auto r = import(p);
+  ASSERT_TRUE(r.model) << r.error;
+  const DriftReference& ref = r.model->drift;
+  ASSERT_EQ(ref.features.size(), D.width());
+  EXPECT_EQ(ref.rows, D.healthy.size());
+  EXPECT_EQ(ref.score_rows, D.healthy.size());
+  EXPECT_FALSE(ref.score.proportions.empty());
+  EXPECT_EQ(check_drift_reference(ref, D.width()), "");
 }
 
 // Gemm with transB = 0 (weights stored [in, out]) and a MatMul without Add (zero bias) read the
