@@ -3,7 +3,7 @@
 //
 // Each area parses its own sections (ingest: [[bus]] [[device]] [[serial_sensor]]; storage and
 // uplink: [storage] [uplink]); this file adds the daemon's own: [daemon], [alarm],
-// [modbus_facade], [prometheus] and [[asset]], and checks the references between them (an
+// [modbus_facade], [prometheus], [models] and [[asset]], and checks the references between them (an
 // asset's channel must come from a configured waveform or serial sensor, its tags from a
 // configured device). Unknown keys and unknown top-level tables are errors, so a typo never
 // passes silently. Start-up/reload only: throws ingest::ConfigError with
@@ -20,6 +20,7 @@
 #include "vibgate/analytics/feature_config.hpp"
 #include "vibgate/daemon/alarm.hpp"
 #include "vibgate/daemon/modbus_facade.hpp"
+#include "vibgate/daemon/model_shadow.hpp"
 #include "vibgate/daemon/store_uplink_config.hpp"
 #include "vibgate/ingest/config.hpp"
 
@@ -84,6 +85,8 @@ struct DaemonConfig {
   bool facade_enabled = true;
   FacadeConfig facade;  // facade.assets = asset names in configuration order
   PrometheusConfig prometheus;
+  // [models]: shadow evaluation of staged model versions (docs/model.md "Shadow evaluation").
+  ShadowPolicy shadow;
   std::vector<AssetConfig> assets;
 };
 
