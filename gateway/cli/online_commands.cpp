@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <ostream>
 #include <type_traits>
@@ -914,10 +914,9 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
                    "Evaluation period (e.g. 10m; default: [models] shadow_s of the daemon)")
       ->check(duration_check());
 
-  for (CLI::App* cmd :
-       {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum, s.queue,
-        s.model_list, s.model_show, s.model_promote, s.model_rollback, s.model_train,
-        s.model_shadow}) {
+  for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
+                        s.queue, s.model_list, s.model_show, s.model_promote, s.model_rollback,
+                        s.model_train, s.model_shadow}) {
     s.add_common(cmd);
   }
   for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,

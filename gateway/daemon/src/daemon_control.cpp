@@ -465,14 +465,13 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             ModelInfo mi;
             mi.asset = a.key;
             mi.state = "training";
-            mi.note = c.stage
-                          ? "training from the stored windows in the range; the new version is "
-                            "staged and evaluated in shadow beside the active one for " +
-                                std::to_string(cfg.shadow.duration.count()) +
-                                " s, then promoted or rolled back (vibgate model list)"
-                          : "training from the stored windows in the range; the new version "
-                            "becomes active when done (vibgate model list shows it, or the "
-                            "error)";
+            mi.note = c.stage ? "training from the stored windows in the range; the new version is "
+                                "staged and evaluated in shadow beside the active one for " +
+                                    std::to_string(cfg.shadow.duration.count()) +
+                                    " s, then promoted or rolled back (vibgate model list)"
+                              : "training from the stored windows in the range; the new version "
+                                "becomes active when done (vibgate model list shows it, or the "
+                                "error)";
             out.push_back(std::move(mi));
             return ok_reply(std::move(out));
           }
