@@ -335,5 +335,47 @@ TEST(WorkerShadow, IncompatibleShadowOrLearningModeIsNotScored) {
   EXPECT_EQ(w.stats().shadow_windows, 0u);
 }
 
+// What a shadow adds per window, against what the active model's window costs (features with
+// FFTs + int8 scoring), on this machine; printed for docs/model.md (no timing assertion: a
+// shared machine). The shadow part is exactly what AnalyticsWorker::score_shadow runs.
+TEST(WorkerShadow, CostPerWindowIsPrinted) {
+  const auto x = machine(5, 10);
+  const auto& good = models().good;
+  const auto& bad = models().bad;
+  analytics::Scorer scorer(good);
+  analytics::ScoredWindow sw;
+  std::vector<std::vector<float>> inputs;
+  using Clock = std::chrono::steady_clock;
+  double window_us = 1e300, shadow_us = 1e300;
+  for (int rep = 0; rep < 5; ++rep) {
+    inputs.clear();
+    const auto t0 = Clock::now();
+    for (std::size_t s = 0; s + 4096 <= x.size(); s += 2048) {
+      scorer.score(std::span<const float>(x).subspan(s, 4096), sw);
+      inputs.push_back(sw.input);
+    }
+    const auto t1 = Clock::now();
+    std::vector<float> z(inputs[0].size()), y(inputs[0].size());
+    std::vector<std::int8_t> q(bad->int8_net.scratch_size());
+    double sum = 0;
+    const int loops = 20;
+    for (int l = 0; l < loops; ++l)
+      for (const auto& in : inputs) {
+        bad->normalizer.apply(in, z);
+        bad->int8_net.forward(z, y, q);
+        sum += analytics::mean_squared_error(z, y) / bad->threshold_int8;
+      }
+    const auto t2 = Clock::now();
+    EXPECT_GT(sum, 0.0);
+    const double n = static_cast<double>(inputs.size());
+    window_us = std::min(window_us, std::chrono::duration<double, std::micro>(t1 - t0).count() / n);
+    shadow_us = std::min(shadow_us,
+                         std::chrono::duration<double, std::micro>(t2 - t1).count() / (n * loops));
+  }
+  std::printf(
+      "per window: active model (features + int8) %.2f us, shadow model %.3f us (%.2f %%)\n",
+      window_us, shadow_us, 100.0 * shadow_us / window_us);
+}
+
 }  // namespace
 }  // namespace vibgate::daemon
