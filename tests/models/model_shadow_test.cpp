@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "sparkplug.hpp"  // uplink/src: the Sparkplug device model (internal to uplink)
 #include "vibgate/analytics/detector.hpp"
 #include "vibgate/analytics/synth.hpp"
 #include "vibgate/daemon/analytics_worker.hpp"
@@ -156,6 +157,47 @@ TEST(ModelEvent, CarriesEveryMetricWithStableTypes) {
   const auto f = make_model_event(j);
   EXPECT_EQ(std::get<std::string>(f.metrics[1].value), "fan1");
   EXPECT_GT(f.wall_ms, 1'700'000'000'000);
+}
+
+// A model event on a device that also has results and alerts gets metrics of its own
+// ("model/event" beside "alert/event"), and a DBIRTH announces them.
+TEST(ModelEvent, SparkplugAnnouncesModelMetricsBesideTheOthers) {
+  uplink::spb::NodeModel node;
+  UplinkRecord alert;
+  alert.kind = RecordKind::alert;
+  alert.lane = Lane::alert;
+  alert.asset = "pump2";
+  alert.metrics = {{"event", std::string("raised")}, {"reason", std::string("score")}};
+  EXPECT_TRUE(node.learn(alert));
+  ModelEventInfo i;
+  i.event = "promoted";
+  i.asset = "pump2";
+  i.version = "2";
+  const auto e = make_model_event(i);
+  UplinkRecord rec;
+  rec.kind = RecordKind::model;
+  rec.lane = Lane::alert;
+  rec.asset = e.asset;
+  rec.metrics = e.metrics;
+  EXPECT_TRUE(node.learn(rec));   // new metrics: a DBIRTH first
+  EXPECT_FALSE(node.learn(rec));  // known now
+  // A result metric of the same short name stays a metric of its own (kinds never share).
+  UplinkRecord result;
+  result.kind = RecordKind::result;
+  result.asset = "pump2";
+  result.metrics = {{"version", std::string("r")}};
+  EXPECT_TRUE(node.learn(result));
+  const auto* dev = node.device("pump2");
+  ASSERT_NE(dev, nullptr);
+  EXPECT_EQ(std::get<std::string>(*dev->metrics[dev->by_name.at("model/version")].last), "2");
+  EXPECT_EQ(std::get<std::string>(*dev->metrics[dev->by_name.at("result/version")].last), "r");
+  for (const char* name : {"model/event", "model/version", "model/shadow_windows",
+                           "model/shadow_alarm_rate", "alert/event", "result/score"})
+    EXPECT_EQ(dev->by_name.count(name), 1u) << name;
+  const auto& ev = dev->metrics[dev->by_name.at("model/event")];
+  EXPECT_EQ(std::get<std::string>(*ev.last), "promoted");
+  EXPECT_EQ(std::get<std::string>(*dev->metrics[dev->by_name.at("alert/event")].last), "raised");
+  EXPECT_EQ(std::string(to_string(RecordKind::model)), "model");
 }
 
 // ---- the worker ----
