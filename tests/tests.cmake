@@ -104,3 +104,4 @@ set_tests_properties(poller_peers uplink_outage daemon_e2e crash_loop network_fa
 include(${CMAKE_CURRENT_SOURCE_DIR}/analytics/onnx.cmake)
 include(${CMAKE_CURRENT_SOURCE_DIR}/analytics/prune.cmake)
 include(${CMAKE_CURRENT_SOURCE_DIR}/analytics/drift.cmake)
+include(${CMAKE_CURRENT_SOURCE_DIR}/models/shadow.cmake)

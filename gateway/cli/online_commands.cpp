@@ -401,6 +401,15 @@ std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t
       model += fixed(std::clamp(a.learning_progress, 0.0, 1.0) * 100.0, 0);
       model += '%';
     }
+    // A version in shadow evaluation: "scoring, shadow v3 42% 0.31" (its latest score).
+    if (!a.shadow_version.empty()) {
+      model += ", shadow v";
+      model += a.shadow_version;
+      model += ' ';
+      model += fixed(std::clamp(a.shadow_progress, 0.0, 1.0) * 100.0, 0);
+      model += "% ";
+      model += fixed(a.shadow_score, 2);
+    }
     std::string alert = "-";
     if (a.active_alert_id != 0) {
       alert = "#";
@@ -676,7 +685,10 @@ ordered_json to_json(const vd::AssetInfo& a) {
           {"drift_psi_score", a.drift_psi_score},
           {"drift_psi_feature_max", a.drift_psi_feature_max},
           {"drift_feature", a.drift_feature},
-          {"drift_windows", a.drift_windows}};
+          {"drift_windows", a.drift_windows},
+          {"shadow_version", a.shadow_version},
+          {"shadow_score", a.shadow_score},
+          {"shadow_progress", a.shadow_progress}};
 }
 
 ordered_json to_json(const vd::AlertInfo& a) {
@@ -848,6 +860,7 @@ struct OnlineCommands::State {
   InputOptions in;
   std::string export_model, export_onnx;
   double import_wait_s = 600;
+  CLI::App* model_shadow = nullptr;
 
   // shared (only one command runs)
   std::string socket = kDefaultControlSocket;
@@ -871,6 +884,10 @@ struct OnlineCommands::State {
   // model train
   std::string duration = "0";
   std::string train_from, train_to;
+  bool train_stage = false;
+  // model shadow
+  std::string shadow_for = "0";
+  std::string shadow_file;
 
   State(std::ostream& o, std::ostream& e) : out(o), err(e) {}
 
@@ -936,7 +953,7 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
   s.queue = app.add_subcommand("queue", "Store-and-forward outbox and uplink totals");
 
   s.model = app.add_subcommand(
-      "model", "Model versions: list, show, promote, rollback, train, import, export");
+      "model", "Model versions: list, show, promote, rollback, train, shadow, import, export");
   s.model->require_subcommand(1);
   s.model_list = s.model->add_subcommand("list", "Model versions of every asset (or one)");
   s.model_list->add_option("asset", s.asset, "Only this asset");
@@ -966,6 +983,27 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
   s.model_train->add_option("--to", s.train_to, "... until this time (default: now)")
       ->check(time_check())
       ->needs(from);
+  s.model_train
+      ->add_flag("--stage", s.train_stage,
+                 "Stage the trained version and evaluate it in shadow beside the active one "
+                 "(promoted or rolled back automatically) instead of activating it")
+      ->needs(from);
+  s.model_shadow = s.model->add_subcommand(
+      "shadow",
+      "Evaluate a stored version (or a model file) beside the active model, then promote it or "
+      "roll it back automatically");
+  s.model_shadow->add_option("asset", s.asset, "Asset name")->required();
+  auto* shadow_version =
+      s.model_shadow->add_option("version", s.version, "Stored version to evaluate");
+  s.model_shadow
+      ->add_option("--file", s.shadow_file,
+                   "A model file (.vgm, readable by vibgated) to stage as a new version and "
+                   "evaluate")
+      ->excludes(shadow_version);
+  s.model_shadow
+      ->add_option("--for", s.shadow_for,
+                   "Evaluation period (e.g. 10m; default: [models] shadow_s of the daemon)")
+      ->check(duration_check());
 
   s.model_import = s.model->add_subcommand(
       "import",
@@ -1012,7 +1050,7 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
 
   for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
                         s.queue, s.model_list, s.model_show, s.model_promote, s.model_rollback,
-                        s.model_train, s.model_import, s.model_export}) {
+                        s.model_train, s.model_shadow, s.model_import, s.model_export}) {
     s.add_common(cmd);
   }
   for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
@@ -1180,7 +1218,8 @@ int OnlineCommands::State::run() {
     what += format_utc(from);
     what += " and ";
     what += format_utc(to);
-    return model_change(vd::TrainCommand{asset, 0, from, to}, what);
+    if (train_stage) what += ", staged for a shadow evaluation";
+    return model_change(vd::TrainCommand{asset, 0, from, to, train_stage}, what);
   }
   if (model_train->parsed()) {
     const auto d = parse_duration(duration);
@@ -1193,6 +1232,25 @@ int OnlineCommands::State::run() {
   }
   if (model_import->parsed()) return run_model_import(now);
   if (model_export->parsed()) return run_model_export();
+  if (model_shadow->parsed()) {
+    if (version.empty() && shadow_file.empty()) {
+      err << "vibgate: model shadow: give a stored VERSION or --file FILE\n";
+      return kExitUsage;
+    }
+    const auto d = parse_duration(shadow_for);
+    const auto seconds =
+        static_cast<std::uint32_t>(std::min<std::int64_t>((d->count() + 999) / 1000, 0xFFFFFFFFLL));
+    std::string file = shadow_file;
+    if (!file.empty()) {
+      // The daemon opens the file: make a relative path absolute from here.
+      std::error_code ec;
+      const auto abs = std::filesystem::absolute(file, ec);
+      if (!ec) file = abs.string();
+    }
+    std::string what = "shadow evaluation of ";
+    what += file.empty() ? "version " + version : file;
+    return model_change(vd::ShadowCommand{asset, version, seconds, file}, what);
+  }
   err << "vibgate: no operator command selected\n";
   return kExitUsage;
 }

@@ -60,7 +60,7 @@ class StoreCategory final : public std::error_category {
   }
 };
 
-using Item = std::variant<ResultRow, AlertEvent, HealthEvent, Snapshot, ModelRecord>;
+using Item = std::variant<ResultRow, AlertEvent, HealthEvent, Snapshot, ModelRecord, ModelEvent>;
 struct Pending {
   Item item;
   Completion done;
@@ -220,6 +220,7 @@ struct Store::Impl {
   std::error_code write(HealthEvent& h, Outcome& out, BatchEffects& fx);
   std::error_code write(Snapshot& s, Outcome& out, BatchEffects& fx);
   std::error_code write(ModelRecord& m, Outcome& out, BatchEffects& fx);
+  std::error_code write(ModelEvent& m, Outcome& out, BatchEffects& fx);
   std::error_code used_bytes(std::uint64_t& used, std::uint64_t& file);
   std::error_code evict(BatchEffects& fx);
   std::error_code evict_chunk(int cls, std::int64_t& n, BatchEffects& fx);
@@ -447,7 +448,9 @@ std::error_code Store::Impl::commit_batch(std::vector<Pending>& batch,
                                           const std::vector<std::uint64_t>& acks,
                                           std::vector<Outcome>& outcomes, BatchEffects& fx) {
   bool has_alert = opt.durability == Durability::full;
-  for (const auto& p : batch) has_alert = has_alert || std::holds_alternative<AlertEvent>(p.item);
+  for (const auto& p : batch)
+    has_alert = has_alert || std::holds_alternative<AlertEvent>(p.item) ||
+                std::holds_alternative<ModelEvent>(p.item);
   // Each row adds at most one outbox entry: a batch that may pass the reserved id mark moves it
   // up a block, fsynced with the rows.
   const bool reserve = last_outbox_id + batch.size() >= id_reserved;
@@ -714,6 +717,12 @@ std::error_code Store::Impl::write(ModelRecord& m, Outcome& out, BatchEffects&) 
   return {};
 }
 
+// A model lifecycle event is an alert-lane outbox entry only (store.hpp, ModelEvent).
+std::error_code Store::Impl::write(ModelEvent& m, Outcome& out, BatchEffects& fx) {
+  metrics = m.metrics;
+  return insert_outbox(Lane::alert, RecordKind::model, m.asset, m.wall_ms, fx, out.id);
+}
+
 std::error_code Store::Impl::put_meta(const char* key, std::uint64_t value) {
   Stmt* s = wdb.cached(
       "INSERT INTO meta(key, value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value = "
@@ -966,7 +975,10 @@ std::vector<UplinkRecord> Store::Impl::do_fetch(Lane lane, std::uint64_t after_i
       r.id = static_cast<std::uint64_t>(s->col_int(0));
       r.lane = lane;
       const auto kind = s->col_int(1);
-      r.kind = kind == 1 ? RecordKind::alert : kind == 2 ? RecordKind::health : RecordKind::result;
+      r.kind = kind == 1   ? RecordKind::alert
+               : kind == 2 ? RecordKind::health
+               : kind == 3 ? RecordKind::model
+                           : RecordKind::result;
       r.asset = s->col_text(2);
       r.wall_ms = s->col_int(3);
       const auto body = s->col_blob(4);
@@ -1128,6 +1140,9 @@ void Store::submit_snapshot(Snapshot snap, Completion done) {
 }
 void Store::submit_model(ModelRecord model, Completion done) {
   enqueue(*impl_, std::move(model), std::move(done));
+}
+void Store::submit_model_event(ModelEvent event, Completion done) {
+  enqueue(*impl_, std::move(event), std::move(done));
 }
 
 void Store::flush() {

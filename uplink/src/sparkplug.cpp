@@ -118,7 +118,7 @@ bool NodeModel::declare_device(const std::string& asset) {
     std::string_view full = d.name;
     std::size_t slash = full.find('/');
     std::string_view kind = full.substr(0, slash);
-    int k = kind == "result" ? 0 : kind == "alert" ? 1 : 2;
+    int k = kind == "result" ? 0 : kind == "alert" ? 1 : kind == "health" ? 2 : 3;
     it->second.by_kind[k].emplace(std::string(full.substr(slash + 1)), index);
   }
   return changed;
@@ -132,7 +132,7 @@ bool NodeModel::learn(const UplinkRecord& record) {
     it = devices_.find(record.asset);
   }
   DeviceModel& dev = it->second;
-  auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 3];
+  auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % kRecordKindCount];
   for (const Metric& m : record.metrics) {
     std::uint32_t type = datatype_of(m.value);
     auto found = by_kind.find(m.name);
@@ -241,7 +241,7 @@ void encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8
   if (auto id = dev.by_name.find(kMsgIdMetric); id != dev.by_name.end()) {
     add(dev.metrics[id->second])->set_long_value(record.id);
   }
-  const auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 3];
+  const auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % kRecordKindCount];
   for (const Metric& metric : record.metrics) {
     auto it = by_kind.find(metric.name);
     if (it == by_kind.end()) continue;  // cannot happen after learn()

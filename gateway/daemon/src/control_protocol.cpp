@@ -94,6 +94,7 @@ std::string encode_request_frame(const ControlRequest& request) {
           o->set_duration_s(c.duration_s);
           o->set_from_ms(c.from_ms);
           o->set_to_ms(c.to_ms);
+          o->set_stage(c.stage);
         } else if constexpr (std::is_same_v<T, SpectrumQuery>) {
           m.mutable_spectrum()->set_asset(c.asset);
         } else if constexpr (std::is_same_v<T, ModelImportCommand>) {
@@ -108,6 +109,12 @@ std::string encode_request_frame(const ControlRequest& request) {
           o->set_calibration_name(c.calibration_name);
         } else if constexpr (std::is_same_v<T, ModelExportQuery>) {
           m.mutable_model_export()->set_asset(c.asset);
+        } else if constexpr (std::is_same_v<T, ShadowCommand>) {
+          auto* o = m.mutable_shadow();
+          o->set_asset(c.asset);
+          o->set_version(c.version);
+          o->set_duration_s(c.duration_s);
+          o->set_file(c.file);
         } else {
           static_assert(kAlwaysFalse<T>, "unhandled command");
         }
@@ -175,8 +182,13 @@ std::optional<ControlRequest> decode_request(std::string_view body) {
     }
     case pb::Request::kTrain:
       r.command = TrainCommand{m.train().asset(), m.train().duration_s(), m.train().from_ms(),
-                               m.train().to_ms()};
+                               m.train().to_ms(), m.train().stage()};
       break;
+    case pb::Request::kShadow: {
+      const auto& x = m.shadow();
+      r.command = ShadowCommand{x.asset(), x.version(), x.duration_s(), x.file()};
+      break;
+    }
     case pb::Request::kSpectrum:
       r.command = SpectrumQuery{m.spectrum().asset()};
       break;
@@ -279,6 +291,9 @@ std::string encode_reply_frame(const ControlReply& reply) {
             o->set_drift_feature(a.drift_feature);
             o->set_drift_windows(a.drift_windows);
             o->set_drift_state(a.drift_state);
+            o->set_shadow_version(a.shadow_version);
+            o->set_shadow_score(a.shadow_score);
+            o->set_shadow_progress(a.shadow_progress);
           }
         } else if constexpr (std::is_same_v<T, std::vector<AlertInfo>>) {
           auto* list = m.mutable_alerts();
@@ -451,6 +466,9 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
         o.drift_feature = a.drift_feature();
         o.drift_windows = a.drift_windows();
         o.drift_state = a.drift_state();
+        o.shadow_version = a.shadow_version();
+        o.shadow_score = a.shadow_score();
+        o.shadow_progress = a.shadow_progress();
         v.push_back(std::move(o));
       }
       r.payload = std::move(v);
@@ -550,7 +568,7 @@ std::uint32_t decode_frame_length(std::string_view header) {
 std::string_view command_name(const ControlCommand& command) {
   static constexpr std::string_view kNames[] = {
       "status", "devices", "tags",  "assets", "alerts",   "ack",          "trend",
-      "queue",  "models",  "model", "train",  "spectrum", "model import", "model export"};
+      "queue",  "models",  "model", "train",  "spectrum", "model import", "model export", "shadow"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlCommand>);
   return kNames[command.index()];
 }

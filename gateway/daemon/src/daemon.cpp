@@ -251,6 +251,7 @@ std::string Daemon::Impl::start() {
       boost::asio::post(io, [this, r = std::move(r)]() mutable { on_window(std::move(r)); });
     });
   }
+  if (worker) resume_shadows();
   start_ingest();
 
   tick.expires_after(std::chrono::milliseconds(0));
@@ -450,10 +451,7 @@ void Daemon::Impl::train_from_history(PointRuntime& a, analytics::FeatureConfig 
 void Daemon::Impl::start_trainer(PointRuntime& a, analytics::FeatureConfig features,
                                  std::string note, RowSource source) {
   a.training = true;
-  long next = 0;
-  for (const auto& r : store->models(a.key))
-    next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
-  std::string version = std::to_string(next + 1);
+  std::string version = next_model_version(a);
   std::string path = models_dir(a) + "/v" + version + ".vgm";
   spdlog::info("asset '{}': training model version {} ({})", a.key, version, note);
   std::thread([link = trainer, source = std::move(source), features, index = a.index, version, path,
@@ -502,6 +500,7 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
   PointRuntime& a = points[index];
   a.training = false;
   if (!model) {
+    a.stage_next_training = false;
     ++counters.model_errors;
     a.model_error = error;
     a.train_error = error;
@@ -522,7 +521,17 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
   rec.feature_hash = std::to_string(model->features.hash());
   rec.path = path;
   rec.note = note;
-  store->submit_model(rec);
+  register_model_version(a, rec);
+  if (a.stage_next_training) {
+    // `model train --from --stage`: evaluated in shadow, promoted or rejected by the rule.
+    a.stage_next_training = false;
+    std::string err = start_shadow(a.key, version, cfg.shadow, ShadowOrigin{"operator", ""});
+    if (!err.empty()) {
+      a.train_error = err;
+      spdlog::error("asset '{}': trained version {} stays staged: {}", a.key, version, err);
+    }
+    return;
+  }
   std::string err = activate_version(a, version, note);
   if (!err.empty()) spdlog::error("asset '{}': {}", a.key, err);
 }
@@ -531,7 +540,8 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
 // the previous active version retired. Returns "" or one line.
 std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& version,
                                            std::string note) {
-  const auto records = store->models(a.key);
+  // model_versions: the store's rows and those submitted moments ago (not committed yet).
+  const auto records = model_versions(a);
   const storage::ModelRecord* target = nullptr;
   for (const auto& r : records)
     if (r.version == version) target = &r;
@@ -546,7 +556,7 @@ std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& v
     if (r.state == "active" && r.version != version) {
       auto old = r;
       old.state = "retired";
-      store->submit_model(std::move(old));
+      register_model_version(a, std::move(old));
     }
   }
   storage::ModelRecord rec;
@@ -558,7 +568,7 @@ std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& v
   rec.feature_hash = std::to_string(model->features.hash());
   rec.path = path;
   if (!note.empty()) rec.note = note;
-  store->submit_model(std::move(rec));
+  register_model_version(a, std::move(rec));
   a.model = std::move(model);
   a.model_version = version;
   a.model_state = ModelState::scoring;
@@ -626,6 +636,7 @@ void Daemon::Impl::on_window(WindowResult r) {
   } else {
     ++counters.windows;
     a.score = r.score;
+    count_shadow(a, r);
   }
   if (r.drift)  // daemon_drift.cpp
     on_drift(a, r.model_generation, std::move(*r.drift), std::move(r.drift_feature));
@@ -915,6 +926,7 @@ void Daemon::Impl::on_tick() {
   }
   const auto ss = store->stats();
   log_storage_health(ss);
+  check_shadows();
   if (facade) {
     facade->beat();
     GatewayHealth h;
@@ -1278,6 +1290,10 @@ std::string Daemon::reload(DaemonConfig next) {
     }
     d.cfg.alarm = na;
   }
+  // A reload cancels running shadow evaluations (their comparison would span two
+  // configurations); [models] applies to the evaluations started from now on.
+  for (auto& a : d.points) d.cancel_shadow(a, "configuration reloaded (SIGHUP)");
+  d.cfg.shadow = next.shadow;
   d.stop_ingest();
   d.cfg.ingest = next.ingest;
   if (same_assets) {

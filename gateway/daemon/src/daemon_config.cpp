@@ -56,6 +56,16 @@ void parse_daemon(Section& s, DaemonConfig& c) {
   s.reject_unknown();
 }
 
+// [models]: the shadow evaluation's policy (docs/model.md "Shadow evaluation").
+void parse_models(Section& s, ShadowPolicy& p) {
+  p.duration = std::chrono::seconds(s.integer("shadow_s", p.duration.count(), 1, 7 * 86400));
+  p.max_alarm_ratio = s.number("shadow_max_alarm_ratio", p.max_alarm_ratio, 1.0, 1000.0);
+  p.min_windows = static_cast<std::uint64_t>(
+      s.integer("shadow_min_windows", static_cast<std::int64_t>(p.min_windows), 1, 10000000));
+  p.alarm_margin = s.number("shadow_alarm_margin", p.alarm_margin, 0.0, 1.0);
+  s.reject_unknown();
+}
+
 void parse_alarm(Section& s, AlarmConfig& a) {
   a.score_warning = s.number("score_warning", a.score_warning, 0.01, 1000);
   a.score_alarm = s.number("score_alarm", a.score_alarm, 0.01, 1000);
@@ -275,6 +285,7 @@ DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& 
   section("alarm", [&](Section& s) { parse_alarm(s, c.alarm); });
   section("modbus_facade", [&](Section& s) { parse_facade(s, c); });
   section("prometheus", [&](Section& s) { parse_prometheus(s, c.prometheus); });
+  section("models", [&](Section& s) { parse_models(s, c.shadow); });
 
   c.ingest = ingest::parse_ingest_config(toml_text, source);
   c.store_uplink = parse_store_uplink_config(toml_text, source, c.state_dir);
@@ -312,8 +323,8 @@ DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& 
   }
   // The areas' parsers ignore tables they do not own; together every table must be known.
   static const std::set<std::string> kTables = {
-      "bus",    "device", "serial_sensor", "storage",    "uplink",
-      "daemon", "alarm",  "modbus_facade", "prometheus", "asset"};
+      "bus",   "device",        "serial_sensor", "storage", "uplink", "daemon",
+      "alarm", "modbus_facade", "prometheus",    "asset",   "models"};
   for (const auto& [k, v] : root)
     if (!kTables.count(std::string(k.str()))) top.fail(k.str(), "unknown section");
   return c;

@@ -139,6 +139,17 @@ struct ModelRecord {
   std::string note;
 };
 
+// A model lifecycle event (issue 9: shadow evaluation started, promoted, rolled back, cancelled;
+// over-the-air bundles): no table of its own, only an outbox entry in the alert lane
+// (RecordKind::model) whose metrics are `metrics` as given ("event", "version", "reason", ...;
+// gateway/daemon's make_model_event builds them). The models table keeps each version's state
+// and the outcome in its note.
+struct ModelEvent {
+  std::string asset;  // asset name (Sparkplug device, JSON topic level)
+  std::int64_t wall_ms = 0;
+  std::vector<Metric> metrics;
+};
+
 // Completion of a submit: called on the writer thread after the commit that holds the row
 // (ec empty), or when the row was refused/failed (ec set). `id` is the row id (for alerts:
 // the alert id) or 0.
@@ -226,6 +237,7 @@ class Store : public OutboxSource {
   void submit_health(HealthEvent event, Completion done = {});
   void submit_snapshot(Snapshot snap, Completion done = {});
   void submit_model(ModelRecord model, Completion done = {});
+  void submit_model_event(ModelEvent event, Completion done = {});
   // Waits (this thread) until everything submitted so far is committed. For tests, shutdown.
   void flush();
 

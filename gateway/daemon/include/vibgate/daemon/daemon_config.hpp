@@ -3,7 +3,7 @@
 //
 // Each area parses its own sections (ingest: [[bus]] [[device]] [[serial_sensor]]; storage and
 // uplink: [storage] [uplink]); this file adds the daemon's own: [daemon], [alarm],
-// [modbus_facade], [prometheus] and [[asset]], and checks the references between them (an
+// [modbus_facade], [prometheus], [models] and [[asset]], and checks the references between them (an
 // asset's channel must come from a configured waveform or serial sensor, its tags from a
 // configured device). Unknown keys and unknown top-level tables are errors, so a typo never
 // passes silently. Start-up/reload only: throws ingest::ConfigError with
@@ -20,6 +20,7 @@
 #include "vibgate/analytics/feature_config.hpp"
 #include "vibgate/daemon/alarm.hpp"
 #include "vibgate/daemon/modbus_facade.hpp"
+#include "vibgate/daemon/model_shadow.hpp"
 #include "vibgate/daemon/store_uplink_config.hpp"
 #include "vibgate/ingest/config.hpp"
 
@@ -69,9 +70,9 @@ struct DaemonConfig {
   std::string state_dir = "/var/lib/vibgate";
   std::string control_socket = "/run/vibgate/vibgate.sock";
   unsigned control_socket_mode = 0660;
-  std::string control_socket_group;  // "" = keep the daemon's group
-  std::string log_level = "info";    // trace, debug, info, warn, error
-  std::size_t analytics_queue_blocks = 0;  // 0: 16 per vibration channel, at least 64
+  std::string control_socket_group;                 // "" = keep the daemon's group
+  std::string log_level = "info";                   // trace, debug, info, warn, error
+  std::size_t analytics_queue_blocks = 0;           // 0: 16 per vibration channel, at least 64
   std::chrono::milliseconds result_interval{1000};  // per asset, the highest-score window of
                                                     // each interval is stored and uplinked
   double snapshot_s = 1.0;        // seconds of raw waveform stored with every raised alert
@@ -84,6 +85,8 @@ struct DaemonConfig {
   bool facade_enabled = true;
   FacadeConfig facade;  // facade.assets = asset names in configuration order
   PrometheusConfig prometheus;
+  // [models]: shadow evaluation of staged model versions (docs/model.md "Shadow evaluation").
+  ShadowPolicy shadow;
   std::vector<AssetConfig> assets;
 };
 
