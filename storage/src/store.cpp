@@ -60,7 +60,7 @@ class StoreCategory final : public std::error_category {
   }
 };
 
-using Item = std::variant<ResultRow, AlertEvent, HealthEvent, Snapshot, ModelRecord>;
+using Item = std::variant<ResultRow, AlertEvent, HealthEvent, Snapshot, ModelRecord, OutboxEvent>;
 struct Pending {
   Item item;
   Completion done;
@@ -220,6 +220,7 @@ struct Store::Impl {
   std::error_code write(HealthEvent& h, Outcome& out, BatchEffects& fx);
   std::error_code write(Snapshot& s, Outcome& out, BatchEffects& fx);
   std::error_code write(ModelRecord& m, Outcome& out, BatchEffects& fx);
+  std::error_code write(OutboxEvent& e, Outcome& out, BatchEffects& fx);
   std::error_code used_bytes(std::uint64_t& used, std::uint64_t& file);
   std::error_code evict(BatchEffects& fx);
   std::error_code evict_chunk(int cls, std::int64_t& n, BatchEffects& fx);
@@ -447,7 +448,11 @@ std::error_code Store::Impl::commit_batch(std::vector<Pending>& batch,
                                           const std::vector<std::uint64_t>& acks,
                                           std::vector<Outcome>& outcomes, BatchEffects& fx) {
   bool has_alert = opt.durability == Durability::full;
-  for (const auto& p : batch) has_alert = has_alert || std::holds_alternative<AlertEvent>(p.item);
+  for (const auto& p : batch) {
+    const auto* oe = std::get_if<OutboxEvent>(&p.item);
+    has_alert = has_alert || std::holds_alternative<AlertEvent>(p.item) ||
+                (oe != nullptr && oe->lane == Lane::alert);
+  }
   // Each row adds at most one outbox entry: a batch that may pass the reserved id mark moves it
   // up a block, fsynced with the rows.
   const bool reserve = last_outbox_id + batch.size() >= id_reserved;
@@ -670,6 +675,14 @@ std::error_code Store::Impl::write(HealthEvent& h, Outcome& out, BatchEffects& f
   metrics.push_back(m_s("detail", h.detail));
   std::uint64_t outbox_id = 0;
   return insert_outbox(Lane::bulk, RecordKind::health, h.device, h.wall_ms, fx, outbox_id);
+}
+
+std::error_code Store::Impl::write(OutboxEvent& e, Outcome& out, BatchEffects& fx) {
+  metrics = e.metrics;  // a copy: a failed commit retries the same item
+  std::uint64_t outbox_id = 0;
+  auto ec = insert_outbox(e.lane, e.kind, e.asset, e.wall_ms, fx, outbox_id);
+  out.id = outbox_id;
+  return ec;
 }
 
 std::error_code Store::Impl::write(Snapshot& sn, Outcome& out, BatchEffects&) {
@@ -966,7 +979,10 @@ std::vector<UplinkRecord> Store::Impl::do_fetch(Lane lane, std::uint64_t after_i
       r.id = static_cast<std::uint64_t>(s->col_int(0));
       r.lane = lane;
       const auto kind = s->col_int(1);
-      r.kind = kind == 1 ? RecordKind::alert : kind == 2 ? RecordKind::health : RecordKind::result;
+      r.kind = kind == 1   ? RecordKind::alert
+               : kind == 2 ? RecordKind::health
+               : kind == 3 ? RecordKind::model
+                           : RecordKind::result;
       r.asset = s->col_text(2);
       r.wall_ms = s->col_int(3);
       const auto body = s->col_blob(4);
@@ -1128,6 +1144,9 @@ void Store::submit_snapshot(Snapshot snap, Completion done) {
 }
 void Store::submit_model(ModelRecord model, Completion done) {
   enqueue(*impl_, std::move(model), std::move(done));
+}
+void Store::submit_outbox_event(OutboxEvent event, Completion done) {
+  enqueue(*impl_, std::move(event), std::move(done));
 }
 
 void Store::flush() {

@@ -115,7 +115,7 @@ bool NodeModel::declare_device(const std::string& asset) {
     std::string_view full = d.name;
     std::size_t slash = full.find('/');
     std::string_view kind = full.substr(0, slash);
-    int k = kind == "result" ? 0 : kind == "alert" ? 1 : 2;
+    int k = kind == "result" ? 0 : kind == "alert" ? 1 : kind == "health" ? 2 : 3;
     it->second.by_kind[k].emplace(std::string(full.substr(slash + 1)), index);
   }
   return changed;
@@ -129,7 +129,7 @@ bool NodeModel::learn(const UplinkRecord& record) {
     it = devices_.find(record.asset);
   }
   DeviceModel& dev = it->second;
-  auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 3];
+  auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 4];
   for (const Metric& m : record.metrics) {
     std::uint32_t type = datatype_of(m.value);
     auto found = by_kind.find(m.name);
@@ -238,7 +238,7 @@ void encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8
   if (auto id = dev.by_name.find(kMsgIdMetric); id != dev.by_name.end()) {
     add(dev.metrics[id->second])->set_long_value(record.id);
   }
-  const auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 3];
+  const auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 4];
   for (const Metric& metric : record.metrics) {
     auto it = by_kind.find(metric.name);
     if (it == by_kind.end()) continue;  // cannot happen after learn()
@@ -261,6 +261,74 @@ bool is_rebirth_command(const std::string& payload, std::string* error) {
     }
   }
   return false;
+}
+
+NodeCommand decode_node_command(const std::string& payload) {
+  NodeCommand c;
+  PbPayload p;
+  if (!p.ParseFromString(payload)) {
+    c.error = "NCMD payload is not a Sparkplug B payload";
+    return c;
+  }
+  const std::string_view prefix = kBundlePrefix;
+  bool id = false, offset = false, total = false, sha = false, chunk = false;
+  std::string problem;
+  auto integer = [&problem](const PbMetric& m, const char* name, std::uint64_t* out) {
+    if (m.has_long_value()) {
+      *out = m.long_value();
+    } else if (m.has_int_value()) {
+      *out = m.int_value();
+    } else {
+      if (problem.empty()) problem = std::string(kBundlePrefix) + name + " is not an integer";
+      return false;
+    }
+    return true;
+  };
+  for (const auto& m : p.metrics()) {
+    if (!m.has_name()) continue;
+    const std::string& name = m.name();
+    if (name == kRebirthMetric && m.has_boolean_value() && m.boolean_value()) c.rebirth = true;
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    c.has_bundle = true;
+    const std::string_view field = std::string_view(name).substr(prefix.size());
+    if (field == "Id") {
+      if (m.has_string_value()) {
+        c.chunk.bundle_id = m.string_value();
+        id = true;
+      } else if (problem.empty()) {
+        problem = "Model/Bundle/Id is not a String";
+      }
+    } else if (field == "Offset") {
+      offset = integer(m, "Offset", &c.chunk.offset);
+    } else if (field == "Total") {
+      total = integer(m, "Total", &c.chunk.total);
+    } else if (field == "Sha256") {
+      if (m.has_string_value()) {
+        c.chunk.sha256_hex = m.string_value();
+        sha = true;
+      } else if (problem.empty()) {
+        problem = "Model/Bundle/Sha256 is not a String";
+      }
+    } else if (field == "Chunk") {
+      if (m.has_bytes_value()) {
+        c.chunk.data = m.bytes_value();
+        chunk = true;
+      } else if (problem.empty()) {
+        problem = "Model/Bundle/Chunk is not Bytes";
+      }
+    }
+  }
+  if (!c.has_bundle) return c;
+  if (problem.empty()) {
+    const char* missing = !id ? "Id" : !offset ? "Offset" : !total ? "Total" : !sha ? "Sha256"
+                                                            : !chunk ? "Chunk" : nullptr;
+    if (missing) problem = std::string("bundle command without Model/Bundle/") + missing;
+  }
+  if (!problem.empty()) {
+    c.chunk.error = problem;
+    c.error = problem;
+  }
+  return c;
 }
 
 }  // namespace vibgate::uplink::spb

@@ -212,6 +212,9 @@ std::string Daemon::Impl::start() {
       return err;
   }
 
+  if (cfg.ota.enabled) {
+    if (std::string err = start_ota(); !err.empty()) return err;
+  }
   if (cfg.store_uplink.uplink_enabled) {
     try {
       uplink = std::make_unique<uplink::Uplink>(io, cfg.store_uplink.uplink, *store);
@@ -219,6 +222,10 @@ std::string Daemon::Impl::start() {
       std::string msg = "uplink: ";
       msg += e.what();
       return msg;
+    }
+    if (ota) {
+      uplink->on_bundle_chunk([this](uplink::BundleChunk c) { on_bundle_chunk(std::move(c)); });
+      uplink->on_online([this] { on_uplink_online(); });
     }
     uplink->start();
   } else {
@@ -1162,6 +1169,7 @@ void Daemon::Impl::close_outputs() {
     trainer->io = nullptr;
     trainer->impl = nullptr;
   }
+  stop_ota();
   if (uplink) uplink->stop();
   if (prometheus) prometheus->close();
   if (control) control->close();

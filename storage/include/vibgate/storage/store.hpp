@@ -128,6 +128,16 @@ struct Snapshot {
   std::vector<float> samples;
 };
 
+// A record that lives only in the outbox (no table of its own), e.g. a model lifecycle event
+// (RecordKind::model, Lane::alert: over-the-air update progress, refusals, promotions).
+struct OutboxEvent {
+  Lane lane = Lane::alert;
+  RecordKind kind = RecordKind::model;
+  std::string asset;
+  std::int64_t wall_ms = 0;
+  std::vector<Metric> metrics;
+};
+
 struct ModelRecord {
   std::string asset;
   std::string version;  // e.g. "3"
@@ -225,6 +235,7 @@ class Store : public OutboxSource {
   void submit_health(HealthEvent event, Completion done = {});
   void submit_snapshot(Snapshot snap, Completion done = {});
   void submit_model(ModelRecord model, Completion done = {});
+  void submit_outbox_event(OutboxEvent event, Completion done = {});
   // Waits (this thread) until everything submitted so far is committed. For tests, shutdown.
   void flush();
 

@@ -20,7 +20,9 @@ enum class Lane : std::uint8_t { alert = 0, bulk = 1 };
 inline constexpr int kLaneCount = 2;
 
 // What a record describes; it selects nothing on the wire but the JSON topic suffix.
-enum class RecordKind : std::uint8_t { result = 0, alert = 1, health = 2 };
+// model: model lifecycle events (over-the-air bundles received, verified, refused, staged;
+// shadow evaluation, promotion, rollback), on Lane::alert.
+enum class RecordKind : std::uint8_t { result = 0, alert = 1, health = 2, model = 3 };
 
 inline const char* to_string(Lane l) { return l == Lane::alert ? "alert" : "bulk"; }
 inline const char* to_string(RecordKind k) {
@@ -31,6 +33,8 @@ inline const char* to_string(RecordKind k) {
       return "alert";
     case RecordKind::health:
       return "health";
+    case RecordKind::model:
+      return "model";
   }
   return "?";
 }

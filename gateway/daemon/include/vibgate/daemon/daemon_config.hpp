@@ -64,6 +64,15 @@ struct PrometheusConfig {
   std::uint16_t port = 9464;
 };
 
+// Over-the-air model updates (docs/ota.md): signed bundles received through the uplink.
+struct OtaConfig {
+  bool enabled = false;
+  std::string trusted_keys_dir = "/etc/vibgate/trusted-keys";  // *.pub, key id = file stem
+  std::uint64_t max_bundle_bytes = 64ull << 20;                 // largest bundle accepted
+  std::uint32_t shadow_s = 3600;  // shadow period for bundles that say 0 (0 here: promote at
+                                  // once after verification)
+};
+
 struct DaemonConfig {
   std::string source;  // the file it came from
   std::string state_dir = "/var/lib/vibgate";
@@ -84,6 +93,7 @@ struct DaemonConfig {
   bool facade_enabled = true;
   FacadeConfig facade;  // facade.assets = asset names in configuration order
   PrometheusConfig prometheus;
+  OtaConfig ota;
   std::vector<AssetConfig> assets;
 };
 
