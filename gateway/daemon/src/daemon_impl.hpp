@@ -242,7 +242,7 @@ struct Daemon::Impl {
   void install_bundle(const std::string& id, ota::Verified verified,
                       std::shared_ptr<const analytics::Model> model, const std::string& model_error);
   void hand_over_staged(PointRuntime& a, const std::string& version, std::uint32_t shadow_s,
-                        const std::string& bundle_id);
+                        const std::string& bundle_id, const std::string& note);
 
   // ---- daemon_control.cpp ----
   ControlReply handle(const ControlRequest& request);

@@ -62,8 +62,10 @@ struct OtaRuntime {
   // Loop thread only.
   ota::SequenceStore sequences_mem{""};
   std::atomic<std::size_t> queued{0};
-  std::map<std::string, std::uint64_t> last_resume_hint;  // bundle id -> offset last reported
-  std::map<std::string, std::int64_t> last_resume_ms;
+  // Per bundle: the offset last reported to resume from, and the offset of the last chunk that
+  // arrived out of order (none after an accepted chunk).
+  std::map<std::string, std::uint64_t> last_resume_hint;
+  std::map<std::string, std::uint64_t> last_stray_chunk;
   std::set<std::string> busy;  // bundles between "complete" and "staged"/"refused"
 };
 
@@ -181,7 +183,7 @@ void Daemon::Impl::on_uplink_online() {
                       {m_s("bundle_id", p.bundle_id), m_i("next_offset", p.next_offset),
                        m_i("total", p.total), m_s("detail", "resume after restart")});
         d.ota->last_resume_hint[p.bundle_id] = p.next_offset;
-        d.ota->last_resume_ms[p.bundle_id] = now_ms();
+        d.ota->last_stray_chunk.erase(p.bundle_id);
       }
     });
   });
@@ -235,7 +237,8 @@ void Daemon::Impl::on_bundle_chunk(uplink::BundleChunk c) {
       }
       if (done.verified.refusal != ota::Refusal::none || !done.model) rt->staging->discard(cmd.bundle_id);
     }
-    to_loop(rt->link, [id = cmd.bundle_id, done = std::move(done)](Daemon::Impl& d) mutable {
+    to_loop(rt->link, [id = cmd.bundle_id, offset = cmd.offset,
+                       done = std::move(done)](Daemon::Impl& d) mutable {
       if (!d.ota) return;
       auto& rt2 = *d.ota;
       const auto& r = done.chunk;
@@ -244,27 +247,32 @@ void Daemon::Impl::on_bundle_chunk(uplink::BundleChunk c) {
         d.model_event(kOtaAsset, "receiving", {m_s("bundle_id", id), m_i("total", r.total)});
       switch (r.kind) {
         case K::appended:
+          rt2.last_stray_chunk.erase(id);
           if (r.quarter != 0)
             d.model_event(kOtaAsset, "progress",
                           {m_s("bundle_id", id), m_i("next_offset", r.next_offset),
                            m_i("total", r.total), m_i("percent", 25u * r.quarter)});
           return;
         case K::out_of_order: {
-          // One hint per expected offset (a burst of chunks after a gap would repeat it), again
-          // after 2 s if the sender did not follow it.
-          const std::int64_t now = now_ms();
+          // One hint per burst: the chunks a sender already had in flight after a gap all
+          // arrive out of order with rising offsets and would repeat it. A chunk at or below the
+          // previous stray one means the sender started over somewhere: it gets a hint again.
+          auto stray = rt2.last_stray_chunk.find(id);
           auto hint = rt2.last_resume_hint.find(id);
-          if (hint != rt2.last_resume_hint.end() && hint->second == r.next_offset &&
-              now - rt2.last_resume_ms[id] < 2000)
-            return;
+          const bool same_burst = stray != rt2.last_stray_chunk.end() && offset > stray->second &&
+                                  hint != rt2.last_resume_hint.end() &&
+                                  hint->second == r.next_offset;
+          rt2.last_stray_chunk[id] = offset;
+          if (same_burst) return;
           rt2.last_resume_hint[id] = r.next_offset;
-          rt2.last_resume_ms[id] = now;
           d.model_event(kOtaAsset, "progress",
                         {m_s("bundle_id", id), m_i("next_offset", r.next_offset),
                          m_i("total", r.total), m_s("detail", r.detail)});
           return;
         }
         case K::refused:
+          rt2.last_resume_hint.erase(id);
+          rt2.last_stray_chunk.erase(id);
           d.model_event(kOtaAsset, "refused",
                         {m_s("bundle_id", id), m_s("reason", ota::to_string(r.refusal)),
                          m_s("detail", r.detail)});
@@ -273,7 +281,7 @@ void Daemon::Impl::on_bundle_chunk(uplink::BundleChunk c) {
           break;
       }
       rt2.last_resume_hint.erase(id);
-      rt2.last_resume_ms.erase(id);
+      rt2.last_stray_chunk.erase(id);
       d.install_bundle(id, std::move(done.verified), std::move(done.model), done.model_error);
     });
   });
@@ -401,7 +409,7 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
                       {m_s("bundle_id", id), m_s("point", a.key), m_s("version", j.version),
                        m_s("active_version", a.model_version), m_s("key_id", key_id),
                        m_i("shadow_s", shadow_s)});
-        d.hand_over_staged(a, j.version, shadow_s, id);
+        d.hand_over_staged(a, j.version, shadow_s, id, note);
       }
     });
   });
@@ -412,10 +420,11 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
 // that lands. Until then the version is promoted right after verification (the policy's "no
 // shadow" path) and the promotion reported as a model event.
 void Daemon::Impl::hand_over_staged(PointRuntime& a, const std::string& version,
-                                    std::uint32_t shadow_s, const std::string& bundle_id) {
+                                    std::uint32_t shadow_s, const std::string& bundle_id,
+                                    const std::string& note) {
   (void)shadow_s;
   const std::string before = a.model_version;
-  if (std::string err = activate_version(a, version, ""); !err.empty()) {
+  if (std::string err = activate_version(a, version, note); !err.empty()) {
     model_event(a.cfg.name, "refused",
                 {m_s("bundle_id", bundle_id), m_s("point", a.key), m_s("version", version),
                  m_s("reason", "incompatible model"), m_s("detail", err)});
