@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -375,6 +376,15 @@ std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t
       model += fixed(std::clamp(a.learning_progress, 0.0, 1.0) * 100.0, 0);
       model += '%';
     }
+    // A version in shadow evaluation: "scoring, shadow v3 42% 0.31" (its latest score).
+    if (!a.shadow_version.empty()) {
+      model += ", shadow v";
+      model += a.shadow_version;
+      model += ' ';
+      model += fixed(std::clamp(a.shadow_progress, 0.0, 1.0) * 100.0, 0);
+      model += "% ";
+      model += fixed(a.shadow_score, 2);
+    }
     std::string alert = "-";
     if (a.active_alert_id != 0) {
       alert = "#";
@@ -644,7 +654,10 @@ ordered_json to_json(const vd::AssetInfo& a) {
           {"model_version", a.model_version},
           {"last_window_ms", a.last_window_ms},
           {"active_alert_id", a.active_alert_id},
-          {"acknowledged", a.acknowledged}};
+          {"acknowledged", a.acknowledged},
+          {"shadow_version", a.shadow_version},
+          {"shadow_score", a.shadow_score},
+          {"shadow_progress", a.shadow_progress}};
 }
 
 ordered_json to_json(const vd::AlertInfo& a) {
@@ -758,6 +771,7 @@ struct OnlineCommands::State {
   CLI::App* model_promote = nullptr;
   CLI::App* model_rollback = nullptr;
   CLI::App* model_train = nullptr;
+  CLI::App* model_shadow = nullptr;
 
   // shared (only one command runs)
   std::string socket = kDefaultControlSocket;
@@ -781,6 +795,10 @@ struct OnlineCommands::State {
   // model train
   std::string duration = "0";
   std::string train_from, train_to;
+  bool train_stage = false;
+  // model shadow
+  std::string shadow_for = "0";
+  std::string shadow_file;
 
   State(std::ostream& o, std::ostream& e) : out(o), err(e) {}
 
@@ -843,7 +861,8 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
   s.spectrum->add_option("--height", s.height, "Plot rows (default 12)")->check(CLI::Range(3, 200));
   s.queue = app.add_subcommand("queue", "Store-and-forward outbox and uplink totals");
 
-  s.model = app.add_subcommand("model", "Model versions: list, show, promote, rollback, train");
+  s.model =
+      app.add_subcommand("model", "Model versions: list, show, promote, rollback, train, shadow");
   s.model->require_subcommand(1);
   s.model_list = s.model->add_subcommand("list", "Model versions of every asset (or one)");
   s.model_list->add_option("asset", s.asset, "Only this asset");
@@ -873,10 +892,32 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
   s.model_train->add_option("--to", s.train_to, "... until this time (default: now)")
       ->check(time_check())
       ->needs(from);
+  s.model_train
+      ->add_flag("--stage", s.train_stage,
+                 "Stage the trained version and evaluate it in shadow beside the active one "
+                 "(promoted or rolled back automatically) instead of activating it")
+      ->needs(from);
+  s.model_shadow = s.model->add_subcommand(
+      "shadow",
+      "Evaluate a stored version (or a model file) beside the active model, then promote it or "
+      "roll it back automatically");
+  s.model_shadow->add_option("asset", s.asset, "Asset name")->required();
+  auto* shadow_version =
+      s.model_shadow->add_option("version", s.version, "Stored version to evaluate");
+  s.model_shadow
+      ->add_option("--file", s.shadow_file,
+                   "A model file (.vgm, readable by vibgated) to stage as a new version and "
+                   "evaluate")
+      ->excludes(shadow_version);
+  s.model_shadow
+      ->add_option("--for", s.shadow_for,
+                   "Evaluation period (e.g. 10m; default: [models] shadow_s of the daemon)")
+      ->check(duration_check());
 
   for (CLI::App* cmd :
        {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum, s.queue,
-        s.model_list, s.model_show, s.model_promote, s.model_rollback, s.model_train}) {
+        s.model_list, s.model_show, s.model_promote, s.model_rollback, s.model_train,
+        s.model_shadow}) {
     s.add_common(cmd);
   }
   for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
@@ -1044,7 +1085,8 @@ int OnlineCommands::State::run() {
     what += format_utc(from);
     what += " and ";
     what += format_utc(to);
-    return model_change(vd::TrainCommand{asset, 0, from, to}, what);
+    if (train_stage) what += ", staged for a shadow evaluation";
+    return model_change(vd::TrainCommand{asset, 0, from, to, train_stage}, what);
   }
   if (model_train->parsed()) {
     const auto d = parse_duration(duration);
@@ -1054,6 +1096,25 @@ int OnlineCommands::State::run() {
     what += seconds == 0 ? std::string("the configured time") : format_duration(d->count());
     what += " of live data";
     return model_change(vd::TrainCommand{asset, seconds}, what);
+  }
+  if (model_shadow->parsed()) {
+    if (version.empty() && shadow_file.empty()) {
+      err << "vibgate: model shadow: give a stored VERSION or --file FILE\n";
+      return kExitUsage;
+    }
+    const auto d = parse_duration(shadow_for);
+    const auto seconds =
+        static_cast<std::uint32_t>(std::min<std::int64_t>((d->count() + 999) / 1000, 0xFFFFFFFFLL));
+    std::string file = shadow_file;
+    if (!file.empty()) {
+      // The daemon opens the file: make a relative path absolute from here.
+      std::error_code ec;
+      const auto abs = std::filesystem::absolute(file, ec);
+      if (!ec) file = abs.string();
+    }
+    std::string what = "shadow evaluation of ";
+    what += file.empty() ? "version " + version : file;
+    return model_change(vd::ShadowCommand{asset, version, seconds, file}, what);
   }
   err << "vibgate: no operator command selected\n";
   return kExitUsage;

@@ -60,7 +60,7 @@ class StoreCategory final : public std::error_category {
   }
 };
 
-using Item = std::variant<ResultRow, AlertEvent, HealthEvent, Snapshot, ModelRecord, OutboxEvent>;
+using Item = std::variant<ResultRow, AlertEvent, HealthEvent, Snapshot, ModelRecord, ModelEvent>;
 struct Pending {
   Item item;
   Completion done;
@@ -220,7 +220,7 @@ struct Store::Impl {
   std::error_code write(HealthEvent& h, Outcome& out, BatchEffects& fx);
   std::error_code write(Snapshot& s, Outcome& out, BatchEffects& fx);
   std::error_code write(ModelRecord& m, Outcome& out, BatchEffects& fx);
-  std::error_code write(OutboxEvent& e, Outcome& out, BatchEffects& fx);
+  std::error_code write(ModelEvent& m, Outcome& out, BatchEffects& fx);
   std::error_code used_bytes(std::uint64_t& used, std::uint64_t& file);
   std::error_code evict(BatchEffects& fx);
   std::error_code evict_chunk(int cls, std::int64_t& n, BatchEffects& fx);
@@ -448,11 +448,9 @@ std::error_code Store::Impl::commit_batch(std::vector<Pending>& batch,
                                           const std::vector<std::uint64_t>& acks,
                                           std::vector<Outcome>& outcomes, BatchEffects& fx) {
   bool has_alert = opt.durability == Durability::full;
-  for (const auto& p : batch) {
-    const auto* oe = std::get_if<OutboxEvent>(&p.item);
+  for (const auto& p : batch)
     has_alert = has_alert || std::holds_alternative<AlertEvent>(p.item) ||
-                (oe != nullptr && oe->lane == Lane::alert);
-  }
+                std::holds_alternative<ModelEvent>(p.item);
   // Each row adds at most one outbox entry: a batch that may pass the reserved id mark moves it
   // up a block, fsynced with the rows.
   const bool reserve = last_outbox_id + batch.size() >= id_reserved;
@@ -677,14 +675,6 @@ std::error_code Store::Impl::write(HealthEvent& h, Outcome& out, BatchEffects& f
   return insert_outbox(Lane::bulk, RecordKind::health, h.device, h.wall_ms, fx, outbox_id);
 }
 
-std::error_code Store::Impl::write(OutboxEvent& e, Outcome& out, BatchEffects& fx) {
-  metrics = e.metrics;  // a copy: a failed commit retries the same item
-  std::uint64_t outbox_id = 0;
-  auto ec = insert_outbox(e.lane, e.kind, e.asset, e.wall_ms, fx, outbox_id);
-  out.id = outbox_id;
-  return ec;
-}
-
 std::error_code Store::Impl::write(Snapshot& sn, Outcome& out, BatchEffects&) {
   blob_a = detail::encode_samples(sn.samples);
   Stmt* s = wdb.cached(
@@ -725,6 +715,12 @@ std::error_code Store::Impl::write(ModelRecord& m, Outcome& out, BatchEffects&) 
   rc = s->step();
   if (rc != SQLITE_DONE) return detail::sqlite_error(rc);
   return {};
+}
+
+// A model lifecycle event is an alert-lane outbox entry only (store.hpp, ModelEvent).
+std::error_code Store::Impl::write(ModelEvent& m, Outcome& out, BatchEffects& fx) {
+  metrics = m.metrics;
+  return insert_outbox(Lane::alert, RecordKind::model, m.asset, m.wall_ms, fx, out.id);
 }
 
 std::error_code Store::Impl::put_meta(const char* key, std::uint64_t value) {
@@ -1145,7 +1141,7 @@ void Store::submit_snapshot(Snapshot snap, Completion done) {
 void Store::submit_model(ModelRecord model, Completion done) {
   enqueue(*impl_, std::move(model), std::move(done));
 }
-void Store::submit_outbox_event(OutboxEvent event, Completion done) {
+void Store::submit_model_event(ModelEvent event, Completion done) {
   enqueue(*impl_, std::move(event), std::move(done));
 }
 

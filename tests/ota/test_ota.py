@@ -10,8 +10,9 @@ chunks by tests/ota/ota_sender.py, which follows the gateway's model events and 
      the trusted key, refused with only another key in the directory).
   2. the daemon learns both machines' baselines (version 1 each); a bundle signed with the
      trusted key for machine A, built from A's version-1 model file, is delivered in 4 KiB chunks
-     over the JSON profile: events receiving -> progress -> verified -> staged -> promoted; the
-     active version becomes 2, `vibgate model list` shows it with the bundle id and key id.
+     over the JSON profile: events receiving -> progress -> verified -> staged -> shadow_started
+     (the shadow evaluation of branch issue9-shadow, 3 s) -> promoted; the active version
+     becomes 2, `vibgate model list` shows it with the bundle id and key id.
   3. refusals, each visible as a "refused" model event over MQTT with its reason and as a log
      line, the daemon still answering afterwards: bad signature (one manifest byte flipped), an
      unknown key, a wrong asset, a truncated transfer (announced total shorter; sha256 of the
@@ -58,6 +59,8 @@ C = Checks()
 PROCS = []
 NODE = "otagw"
 CHUNK = 4096
+SHADOW_S = 3            # the bundles' shadow period (manifest shadow_s)
+SHADOW_MIN_WINDOWS = 10
 
 
 def stop_all():
@@ -131,7 +134,8 @@ def run(work, gw_dir, cli, broker):
 
     def write_cfg(profile="json", keys_dir=keys):
         text = base_cfg.replace('profile = "json"', f'profile = "{profile}"')
-        text += f'[ota]\nenabled = true\ntrusted_keys_dir = "{keys_dir}"\nshadow_s = 0\n'
+        text += f'[ota]\nenabled = true\ntrusted_keys_dir = "{keys_dir}"\n'
+        text += f'[models]\nshadow_s = 600\nshadow_min_windows = {SHADOW_MIN_WINDOWS}\n'
         with open(cfg, "w") as f:
             f.write(text)
 
@@ -170,7 +174,8 @@ def run(work, gw_dir, cli, broker):
     def sign(name, seq, key="ops", asset=A, extra=()):
         out = os.path.join(work, name + ".vgb")
         r = sh(cli, "bundle", "sign", "--key", os.path.join(work, key + ".key"), "--model", v1,
-               "--asset", asset, "--sequence", str(seq), "--id", name, "--out", out, *extra)
+               "--asset", asset, "--sequence", str(seq), "--id", name, "--out", out,
+               "--shadow-s", str(SHADOW_S), *extra)
         if r.returncode != 0:
             raise RuntimeError(f"bundle sign {name}: {r.stderr}")
         return open(out, "rb").read()
@@ -198,8 +203,16 @@ def run(work, gw_dir, cli, broker):
     staged = e or {}
     C.check("staged event names the asset, version 2, key id", staged.get("asset") == A and
             staged.get("version") == "2" and staged.get("key_id") == "ops", staged)
-    prom = sender.wait_event("good-5", ("promoted",), 10)
-    C.check("promoted event: active_version 2", prom is not None and prom.get("active_version") == "2", prom)
+    sh_ev = sender.wait_event("good-5", ("shadow_started",), 10)
+    C.check("shadow_started event for version 2 against active 1",
+            sh_ev is not None and sh_ev.get("version") == "2" and sh_ev.get("active_version") == "1",
+            sh_ev)
+    C.check("while shadowed, version 2 is listed as shadow and 1 stays active",
+            models(gw, A).get("2", {}).get("state") == "shadow" and active_version(gw, A) == "1",
+            json.dumps(models(gw, A)))
+    prom = sender.wait_event("good-5", ("promoted", "rolled_back"), SHADOW_S + 20)
+    C.check("promoted after the shadow period", prom is not None and
+            prom.get("event") == "promoted" and prom.get("version") == "2", prom)
     C.check("active version of A is now 2", wait_until(lambda: active_version(gw, A) == "2", 10))
     note = models(gw, A).get("2", {}).get("note", "")
     C.check("model list shows the bundle id and key id in the note",
@@ -266,7 +279,8 @@ def run(work, gw_dir, cli, broker):
     C.check("resumed bundle staged", e is not None and e.get("event") == "staged", e)
     C.check("the sender did not start again from 0 after the restart",
             after and min(after) == nxt and 0 not in after, f"first={after[:3]} nxt={nxt}")
-    C.check("A is now at version 3", wait_until(lambda: active_version(gw, A) == "3", 10),
+    C.check("A is now at version 3 (after its shadow period)",
+            wait_until(lambda: active_version(gw, A) == "3", SHADOW_S + 20),
             json.dumps(models(gw, A)))
     print(f"measured: resumed at {nxt} of {len(big)} bytes ({100 * nxt / len(big):.0f} %) after SIGKILL")
     sender.stop()
@@ -285,7 +299,8 @@ def run(work, gw_dir, cli, broker):
     e = spb.deliver(bb, "spb-b-2", timeout=30)
     C.check("Sparkplug NCMD bundle for B staged (event decoded from DDATA)",
             e is not None and e.get("event") == "staged" and e.get("asset") == B, e)
-    C.check("B is now at version 2", wait_until(lambda: active_version(gw, B) == "2", 10),
+    C.check("B is now at version 2 (after its shadow period)",
+            wait_until(lambda: active_version(gw, B) == "2", SHADOW_S + 20),
             json.dumps(models(gw, B)))
     e = spb.deliver(sign("spb-b-replay", 2, asset=B), "spb-b-replay", timeout=15)
     C.check("Sparkplug replay refused (replayed)", e is not None and e.get("reason") == "replayed", e)

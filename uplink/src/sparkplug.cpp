@@ -129,7 +129,7 @@ bool NodeModel::learn(const UplinkRecord& record) {
     it = devices_.find(record.asset);
   }
   DeviceModel& dev = it->second;
-  auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 4];
+  auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % kRecordKindCount];
   for (const Metric& m : record.metrics) {
     std::uint32_t type = datatype_of(m.value);
     auto found = by_kind.find(m.name);
@@ -238,7 +238,7 @@ void encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8
   if (auto id = dev.by_name.find(kMsgIdMetric); id != dev.by_name.end()) {
     add(dev.metrics[id->second])->set_long_value(record.id);
   }
-  const auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % 4];
+  const auto& by_kind = dev.by_kind[static_cast<int>(record.kind) % kRecordKindCount];
   for (const Metric& metric : record.metrics) {
     auto it = by_kind.find(metric.name);
     if (it == by_kind.end()) continue;  // cannot happen after learn()

@@ -36,7 +36,7 @@ struct DeviceModel {
   std::unordered_map<std::string, std::size_t> by_name;  // full metric name → index
   // Record metric name → index, per RecordKind (so a record's metrics are found without
   // building "<kind>/<name>" strings per message).
-  std::unordered_map<std::string, std::size_t> by_kind[4];
+  std::unordered_map<std::string, std::size_t> by_kind[kRecordKindCount];
 };
 
 // What the node has announced; owned by the uplink (loop thread).

@@ -38,6 +38,16 @@ struct AnalyticsWorker::Asset {
   analytics::ScoredWindow scored;
   std::vector<float> converted;  // unit-converted samples when block and model units differ
   std::optional<std::uint64_t> input_hash;  // hash of config(); reset when it changes
+  // Shadow evaluation (set_shadow): the shadow model, the feature hash its inputs need, and
+  // scratch buffers for its standardized input, reconstruction and int8 activations.
+  struct Shadow {
+    std::shared_ptr<const analytics::Model> model;
+    std::uint64_t id = 0;
+    std::uint64_t input_hash = 0;
+    std::vector<float> z, y;
+    std::vector<std::int8_t> scratch;
+  };
+  std::optional<Shadow> shadow;
 
   // The configuration windows are cut and featurized with (model's or learning's).
   const analytics::FeatureConfig& config() const { return model ? model->features : *learn; }
@@ -154,6 +164,7 @@ AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options,
   pending_models_.resize(assets_.size());
   pending_learn_.resize(assets_.size());
   pending_generation_.assign(assets_.size(), 0);
+  pending_shadow_.resize(assets_.size());
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "vg-analytics");
     run();
@@ -233,6 +244,24 @@ std::string AnalyticsWorker::start_learning(const std::string& asset,
   return "";
 }
 
+std::string AnalyticsWorker::set_shadow(const std::string& asset,
+                                        std::shared_ptr<const analytics::Model> model,
+                                        std::uint64_t shadow_id) {
+  const auto it = by_asset_.find(asset);
+  if (it == by_asset_.end()) {
+    std::string err = "set_shadow: unknown asset '";
+    err += asset;
+    err += "'";
+    return err;
+  }
+  {
+    std::lock_guard lock(mu_);
+    pending_shadow_[it->second] = PendingShadow{true, std::move(model), shadow_id};
+  }
+  work_cv_.notify_one();
+  return "";
+}
+
 bool AnalyticsWorker::wait_idle(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   return idle_cv_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
@@ -288,6 +317,49 @@ void AnalyticsWorker::apply_pending_model(Asset& a, std::size_t index) {
   }
 }
 
+// ---- shadow evaluation (worker thread) ----
+
+void AnalyticsWorker::apply_pending_shadow(Asset& a, std::size_t index) {
+  PendingShadow p;
+  {
+    std::lock_guard lock(mu_);
+    if (!pending_shadow_[index].set) return;
+    p = std::move(pending_shadow_[index]);
+    pending_shadow_[index] = PendingShadow{};
+  }
+  if (!p.model) {
+    if (a.shadow) spdlog::info("analytics: asset '{}': shadow model {} cleared", a.name, a.shadow->id);
+    a.shadow.reset();
+    return;
+  }
+  Asset::Shadow s;
+  const std::size_t d = p.model->normalizer.mean.size();
+  s.z.resize(d);
+  s.y.resize(d);
+  s.scratch.resize(p.model->int8_net.scratch_size());
+  s.input_hash = p.model->features.hash();
+  s.id = p.id;
+  s.model = std::move(p.model);
+  a.shadow = std::move(s);
+  spdlog::info("analytics: asset '{}': shadow model {} scoring beside the active one", a.name,
+               a.shadow->id);
+}
+
+// The shadow model's score of the window's model input, exactly as analytics::Scorer computes
+// the active one (standardize, int8 forward, mean squared error / int8 threshold).
+void AnalyticsWorker::score_shadow(Asset& a, WindowResult& r) {
+  if (!a.shadow || !a.scorer || !a.input_hash || r.model_input.empty()) return;
+  Asset::Shadow& s = *a.shadow;
+  if (s.input_hash != *a.input_hash || r.model_input.size() != s.z.size()) return;
+  const analytics::Model& m = *s.model;
+  m.normalizer.apply(r.model_input, s.z);
+  m.int8_net.forward(s.z, s.y, s.scratch);
+  r.shadow_score = analytics::mean_squared_error(s.z, s.y) / m.threshold_int8;
+  r.shadow_verdict = analytics::verdict_for(r.shadow_score, m.warning_level);
+  r.shadow_id = s.id;
+  r.shadow_scored = true;
+}
+
 // One extractor per feature configuration, shared by every asset scored with it (the worker
 // thread is their only user; at construction, before it starts, the constructing thread).
 // Entries of configurations no asset uses any more are dropped on the next lookup.
@@ -327,6 +399,7 @@ void AnalyticsWorker::run() {
 void AnalyticsWorker::process(Item& item) {
   Asset& a = *assets_[item.asset];
   apply_pending_model(a, item.asset);
+  apply_pending_shadow(a, item.asset);
   const SampleBlock& b = item.block;
   if (!a.model && a.learn && a.learn->sample_rate_hz == 0 && b.sample_rate_hz > 0) {
     // Learning mode adopts the stream's sample rate from its first block.
@@ -388,7 +461,7 @@ void AnalyticsWorker::process(Item& item) {
 
   const std::uint64_t block_start = a.pushed;
   const double rate = b.sample_rate_hz;
-  std::uint64_t scored = 0;
+  std::uint64_t scored = 0, shadowed = 0;
   bool failed = false;
   a.windower->push(x, [&](std::span<const float> window, std::uint64_t start) {
     if (failed) return;
@@ -441,6 +514,14 @@ void AnalyticsWorker::process(Item& item) {
     a.gap_pending = false;
     ++scored;
     try {
+      score_shadow(a, r);
+    } catch (const std::exception& e) {  // scratch size checks only; never with a loaded model
+      spdlog::error("analytics: asset '{}': shadow scoring failed, shadow cleared: {}", a.name,
+                    e.what());
+      a.shadow.reset();
+    }
+    shadowed += r.shadow_scored;
+    try {
       on_result_(std::move(r));
     } catch (const std::exception& e) {
       spdlog::error("analytics: asset '{}': result handler threw: {}", a.name, e.what());
@@ -451,6 +532,7 @@ void AnalyticsWorker::process(Item& item) {
   a.pushed += x.size();
   std::lock_guard lock(mu_);
   stats_.windows_scored += scored;
+  stats_.shadow_windows += shadowed;
   if (failed) {
     ++stats_.rejected_blocks;
     a.restart_next = true;

@@ -94,8 +94,15 @@ std::string encode_request_frame(const ControlRequest& request) {
           o->set_duration_s(c.duration_s);
           o->set_from_ms(c.from_ms);
           o->set_to_ms(c.to_ms);
+          o->set_stage(c.stage);
         } else if constexpr (std::is_same_v<T, SpectrumQuery>) {
           m.mutable_spectrum()->set_asset(c.asset);
+        } else if constexpr (std::is_same_v<T, ShadowCommand>) {
+          auto* o = m.mutable_shadow();
+          o->set_asset(c.asset);
+          o->set_version(c.version);
+          o->set_duration_s(c.duration_s);
+          o->set_file(c.file);
         } else {
           static_assert(kAlwaysFalse<T>, "unhandled command");
         }
@@ -163,8 +170,13 @@ std::optional<ControlRequest> decode_request(std::string_view body) {
     }
     case pb::Request::kTrain:
       r.command = TrainCommand{m.train().asset(), m.train().duration_s(), m.train().from_ms(),
-                               m.train().to_ms()};
+                               m.train().to_ms(), m.train().stage()};
       break;
+    case pb::Request::kShadow: {
+      const auto& x = m.shadow();
+      r.command = ShadowCommand{x.asset(), x.version(), x.duration_s(), x.file()};
+      break;
+    }
     case pb::Request::kSpectrum:
       r.command = SpectrumQuery{m.spectrum().asset()};
       break;
@@ -245,6 +257,9 @@ std::string encode_reply_frame(const ControlReply& reply) {
             o->set_learning_progress(a.learning_progress);
             o->set_acknowledged(a.acknowledged);
             o->set_active_alert_id(a.active_alert_id);
+            o->set_shadow_version(a.shadow_version);
+            o->set_shadow_score(a.shadow_score);
+            o->set_shadow_progress(a.shadow_progress);
           }
         } else if constexpr (std::is_same_v<T, std::vector<AlertInfo>>) {
           auto* list = m.mutable_alerts();
@@ -387,6 +402,9 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
         o.learning_progress = a.learning_progress();
         o.acknowledged = a.acknowledged();
         o.active_alert_id = a.active_alert_id();
+        o.shadow_version = a.shadow_version();
+        o.shadow_score = a.shadow_score();
+        o.shadow_progress = a.shadow_progress();
         v.push_back(std::move(o));
       }
       r.payload = std::move(v);
@@ -458,7 +476,8 @@ std::uint32_t decode_frame_length(std::string_view header) {
 std::string_view command_name(const ControlCommand& command) {
   static constexpr std::string_view kNames[] = {"status", "devices", "tags",  "assets",
                                                 "alerts", "ack",     "trend", "queue",
-                                                "models", "model",   "train", "spectrum"};
+                                                "models", "model",   "train", "spectrum",
+                                                "shadow"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlCommand>);
   return kNames[command.index()];
 }

@@ -258,6 +258,7 @@ std::string Daemon::Impl::start() {
       boost::asio::post(io, [this, r = std::move(r)]() mutable { on_window(std::move(r)); });
     });
   }
+  if (worker) resume_shadows();
   start_ingest();
 
   tick.expires_after(std::chrono::milliseconds(0));
@@ -457,10 +458,7 @@ void Daemon::Impl::train_from_history(PointRuntime& a, analytics::FeatureConfig 
 void Daemon::Impl::start_trainer(PointRuntime& a, analytics::FeatureConfig features,
                                  std::string note, RowSource source) {
   a.training = true;
-  long next = 0;
-  for (const auto& r : store->models(a.key))
-    next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
-  std::string version = std::to_string(next + 1);
+  std::string version = next_model_version(a);
   std::string path = models_dir(a) + "/v" + version + ".vgm";
   spdlog::info("asset '{}': training model version {} ({})", a.key, version, note);
   std::thread([link = trainer, source = std::move(source), features, index = a.index, version, path,
@@ -509,6 +507,7 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
   PointRuntime& a = points[index];
   a.training = false;
   if (!model) {
+    a.stage_next_training = false;
     ++counters.model_errors;
     a.model_error = error;
     a.train_error = error;
@@ -529,7 +528,17 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
   rec.feature_hash = std::to_string(model->features.hash());
   rec.path = path;
   rec.note = note;
-  store->submit_model(rec);
+  register_model_version(a, rec);
+  if (a.stage_next_training) {
+    // `model train --from --stage`: evaluated in shadow, promoted or rejected by the rule.
+    a.stage_next_training = false;
+    std::string err = start_shadow(a.key, version, cfg.shadow, ShadowOrigin{"operator", ""});
+    if (!err.empty()) {
+      a.train_error = err;
+      spdlog::error("asset '{}': trained version {} stays staged: {}", a.key, version, err);
+    }
+    return;
+  }
   std::string err = activate_version(a, version, note);
   if (!err.empty()) spdlog::error("asset '{}': {}", a.key, err);
 }
@@ -542,6 +551,9 @@ std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& v
   const storage::ModelRecord* target = nullptr;
   for (const auto& r : records)
     if (r.version == version) target = &r;
+  // A row submitted moments ago (not committed yet) is known from memory.
+  const auto submitted = a.submitted_records.find(version);
+  if (!target && submitted != a.submitted_records.end()) target = &submitted->second;
   std::string path = target ? target->path : models_dir(a) + "/v" + version + ".vgm";
   auto loaded = analytics::load_model(path);
   if (!loaded.model) return "model version " + version + ": " + loaded.error;
@@ -553,7 +565,7 @@ std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& v
     if (r.state == "active" && r.version != version) {
       auto old = r;
       old.state = "retired";
-      store->submit_model(std::move(old));
+      register_model_version(a, std::move(old));
     }
   }
   storage::ModelRecord rec;
@@ -565,7 +577,7 @@ std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& v
   rec.feature_hash = std::to_string(model->features.hash());
   rec.path = path;
   if (!note.empty()) rec.note = note;
-  store->submit_model(std::move(rec));
+  register_model_version(a, std::move(rec));
   a.model = std::move(model);
   a.model_version = version;
   a.model_state = ModelState::scoring;
@@ -632,6 +644,7 @@ void Daemon::Impl::on_window(WindowResult r) {
   } else {
     ++counters.windows;
     a.score = r.score;
+    count_shadow(a, r);
   }
 
   // Alarm logic: while learning only the ISO path has evidence (score 0).
@@ -918,6 +931,7 @@ void Daemon::Impl::on_tick() {
   }
   const auto ss = store->stats();
   log_storage_health(ss);
+  check_shadows();
   if (facade) {
     facade->beat();
     GatewayHealth h;
@@ -1281,6 +1295,10 @@ std::string Daemon::reload(DaemonConfig next) {
     }
     d.cfg.alarm = na;
   }
+  // A reload cancels running shadow evaluations (their comparison would span two
+  // configurations); [models] applies to the evaluations started from now on.
+  for (auto& a : d.points) d.cancel_shadow(a, "configuration reloaded (SIGHUP)");
+  d.cfg.shadow = next.shadow;
   d.stop_ingest();
   d.cfg.ingest = next.ingest;
   if (same_assets) {

@@ -56,6 +56,16 @@ void parse_daemon(Section& s, DaemonConfig& c) {
   s.reject_unknown();
 }
 
+// [models]: the shadow evaluation's policy (docs/model.md "Shadow evaluation").
+void parse_models(Section& s, ShadowPolicy& p) {
+  p.duration = std::chrono::seconds(s.integer("shadow_s", p.duration.count(), 1, 7 * 86400));
+  p.max_alarm_ratio = s.number("shadow_max_alarm_ratio", p.max_alarm_ratio, 1.0, 1000.0);
+  p.min_windows = static_cast<std::uint64_t>(
+      s.integer("shadow_min_windows", static_cast<std::int64_t>(p.min_windows), 1, 10000000));
+  p.alarm_margin = s.number("shadow_alarm_margin", p.alarm_margin, 0.0, 1.0);
+  s.reject_unknown();
+}
+
 void parse_alarm(Section& s, AlarmConfig& a) {
   a.score_warning = s.number("score_warning", a.score_warning, 0.01, 1000);
   a.score_alarm = s.number("score_alarm", a.score_alarm, 0.01, 1000);
@@ -115,7 +125,6 @@ void parse_ota(Section& s, OtaConfig& o) {
   if (o.trusted_keys_dir.empty() || o.trusted_keys_dir.front() != '/')
     s.fail("trusted_keys_dir", "must be an absolute path");
   o.max_bundle_bytes = static_cast<std::uint64_t>(s.integer("max_bundle_mb", 64, 1, 256)) << 20;
-  o.shadow_s = static_cast<std::uint32_t>(s.integer("shadow_s", 3600, 0, 30 * 86400));
   s.reject_unknown();
 }
 
@@ -286,6 +295,7 @@ DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& 
   section("modbus_facade", [&](Section& s) { parse_facade(s, c); });
   section("prometheus", [&](Section& s) { parse_prometheus(s, c.prometheus); });
   section("ota", [&](Section& s) { parse_ota(s, c.ota); });
+  section("models", [&](Section& s) { parse_models(s, c.shadow); });
 
   c.ingest = ingest::parse_ingest_config(toml_text, source);
   c.store_uplink = parse_store_uplink_config(toml_text, source, c.state_dir);
@@ -324,7 +334,7 @@ DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& 
   // The areas' parsers ignore tables they do not own; together every table must be known.
   static const std::set<std::string> kTables = {
       "bus",    "device", "serial_sensor", "storage",    "uplink",
-      "daemon", "alarm",  "modbus_facade", "prometheus", "asset", "ota"};
+      "daemon", "alarm",  "modbus_facade", "prometheus", "asset", "models", "ota"};
   for (const auto& [k, v] : root)
     if (!kTables.count(std::string(k.str()))) top.fail(k.str(), "unknown section");
   return c;

@@ -189,6 +189,12 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
               ai.learning_progress = std::clamp(done, 0.0, 1.0);
             }
             ai.acknowledged = st.acknowledged;
+            if (a.shadow) {
+              ai.shadow_version = a.shadow->version;
+              ai.shadow_score = a.shadow->last_score;
+              ai.shadow_progress =
+                  std::clamp(a.shadow->progress(std::chrono::steady_clock::now()), 0.0, 1.0);
+            }
             if (st.active_seq != 0) {
               const auto it = a.alert_ids.find(st.active_seq);
               if (it != a.alert_ids.end()) ai.active_alert_id = it->second;
@@ -364,6 +370,15 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
               mi.feature_hash = r.feature_hash;
               if (r.version == a.model_version && a.model)
                 mi.threshold = static_cast<double>(a.model->threshold_int8);
+              if (a.shadow && r.version == a.shadow->version) {
+                // The running evaluation: its progress, then how the version was made.
+                mi.state = "shadow";
+                mi.threshold = static_cast<double>(a.shadow->model->threshold_int8);
+                std::string p = shadow_progress_text(
+                    a.shadow->tally, a.shadow->progress(std::chrono::steady_clock::now()));
+                if (!mi.note.empty()) p += "; " + mi.note;
+                mi.note = std::move(p);
+              }
               out.push_back(std::move(mi));
             }
             // A training in progress, or the last one's failure (cleared by the next success).
@@ -403,6 +418,9 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
               return error_reply("model promote: asset '" + a.key + "' has no version '" + version +
                                  "'");
           }
+          cancel_shadow(a, c.action == ModelCommand::Action::rollback
+                               ? "operator rolled back to version " + version
+                               : "operator promoted version " + version);
           if (std::string e = activate_version(a, version, ""); !e.empty())
             return error_reply(std::move(e));
           std::vector<ModelInfo> out;
@@ -418,6 +436,15 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           if (!ap) return error_reply(std::move(err));
           PointRuntime& a = *ap;
           if (a.training) return error_reply("train: asset '" + a.key + "' is training now");
+          if (c.stage && !(c.from_ms > 0 || c.to_ms > 0))
+            return error_reply(
+                "train: --stage needs --from (a live relearning stops scoring with the active "
+                "model, so there is nothing to shadow beside)");
+          if (c.stage && !a.model)
+            return error_reply("train: --stage: asset '" + a.key +
+                               "' has no active model yet (still learning): a shadow evaluation "
+                               "needs one to compare against");
+          cancel_shadow(a, "operator started a training");
           if (c.from_ms > 0 || c.to_ms > 0) {
             if (!(c.from_ms > 0 && c.to_ms > c.from_ms))
               return error_reply("train: the time range is empty (--from must be before --to)");
@@ -432,14 +459,20 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
               return error_reply("train: asset '" + a.key +
                                  "' has delivered no samples yet (its sample rate is unknown)");
             }
+            a.stage_next_training = c.stage;
             train_from_history(a, std::move(f), c.from_ms, c.to_ms);
             std::vector<ModelInfo> out;
             ModelInfo mi;
             mi.asset = a.key;
             mi.state = "training";
-            mi.note =
-                "training from the stored windows in the range; the new version becomes active "
-                "when done (vibgate model list shows it, or the error)";
+            mi.note = c.stage
+                          ? "training from the stored windows in the range; the new version is "
+                            "staged and evaluated in shadow beside the active one for " +
+                                std::to_string(cfg.shadow.duration.count()) +
+                                " s, then promoted or rolled back (vibgate model list)"
+                          : "training from the stored windows in the range; the new version "
+                            "becomes active when done (vibgate model list shows it, or the "
+                            "error)";
             out.push_back(std::move(mi));
             return ok_reply(std::move(out));
           }
@@ -460,6 +493,38 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           mi.state = "learning";
           mi.note = "collecting " + std::to_string(a.learn_for.count()) +
                     " s of healthy data; the current model stays in storage for rollback";
+          out.push_back(std::move(mi));
+          return ok_reply(std::move(out));
+        } else if constexpr (std::is_same_v<T, ShadowCommand>) {
+          std::string err;
+          PointRuntime* ap = find_point(c.asset, err);
+          if (!ap) return error_reply("shadow: " + err);
+          PointRuntime& a = *ap;
+          ShadowPolicy policy = cfg.shadow;
+          if (c.duration_s > 0) policy.duration = std::chrono::seconds(c.duration_s);
+          std::string version = c.version;
+          ModelInfo mi;
+          mi.asset = a.key;
+          mi.state = "shadow";
+          if (!c.file.empty()) {
+            if (!c.version.empty())
+              return error_reply("shadow: give a version or --file, not both");
+            version = stage_model_file(a, c.file, policy, err);
+            if (version.empty()) return error_reply(std::move(err));
+            mi.note = "copying " + c.file + " in as version " + version +
+                      "; then evaluated in shadow beside version " + a.model_version + " for " +
+                      std::to_string(policy.duration.count()) + " s";
+          } else {
+            if (version.empty()) return error_reply("shadow: a version (or --file) is required");
+            if (std::string e = start_shadow(a.key, version, policy, ShadowOrigin{"operator", ""});
+                !e.empty())
+              return error_reply(std::move(e));
+            mi.note = "evaluated in shadow beside version " + a.model_version + " for " +
+                      std::to_string(policy.duration.count()) +
+                      " s, then promoted or rolled back (vibgate model list)";
+          }
+          mi.version = version;
+          std::vector<ModelInfo> out;
           out.push_back(std::move(mi));
           return ok_reply(std::move(out));
         } else if constexpr (std::is_same_v<T, SpectrumQuery>) {

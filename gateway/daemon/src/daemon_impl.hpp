@@ -22,6 +22,7 @@
 #include "vibgate/daemon/daemon.hpp"
 #include "vibgate/daemon/metrics_http.hpp"
 #include "vibgate/daemon/modbus_facade.hpp"
+#include "vibgate/daemon/model_shadow.hpp"
 #include "vibgate/daemon/sd_notify.hpp"
 #include "vibgate/ingest/poller.hpp"
 #include "vibgate/ingest/serial_sensor.hpp"
@@ -72,6 +73,31 @@ inline OutboxTotals outbox_totals(const OutboxStats& os) {
 enum class ModelState : std::uint8_t { none, learning, scoring, error };
 const char* to_string(ModelState s);
 
+// Who started a shadow evaluation (Daemon::Impl::start_shadow): logged, in the models table's
+// note and in the model events.
+struct ShadowOrigin {
+  std::string by = "operator";  // "operator" (CLI), "ota" (signed bundle), "restart"
+  std::string bundle_id;        // the OTA bundle's id; "" otherwise
+};
+
+// A running shadow evaluation of one point (docs/model.md "Shadow evaluation"). Loop thread.
+struct ShadowRun {
+  std::string version;         // the staged version under evaluation
+  std::string active_version;  // the active version it is compared against (at start)
+  std::shared_ptr<const analytics::Model> model;
+  storage::ModelRecord record;  // its models-table row (state "shadow"; note = how it was made)
+  ShadowPolicy policy;
+  ShadowOrigin origin;
+  std::uint64_t id = 0;  // AnalyticsWorker::set_shadow id: windows with another id are ignored
+  std::chrono::steady_clock::time_point started;
+  ShadowTally tally;
+  double last_score = 0.0;  // the shadow model's latest score
+  double progress(std::chrono::steady_clock::time_point now) const {
+    const double d = std::chrono::duration<double>(policy.duration).count();
+    return d <= 0 ? 1.0 : std::chrono::duration<double>(now - started).count() / d;
+  }
+};
+
 // Runtime state of one measuring point: one channel of an asset, with its own model, learning,
 // alarm state machine and raw-sample ring. Loop thread only.
 struct PointRuntime {
@@ -99,6 +125,13 @@ struct PointRuntime {
   std::string model_error;
   std::string train_error;  // the last training's failure ("" after a success)
   std::shared_ptr<const analytics::Model> model;
+
+  // Shadow evaluation (model_shadow.hpp): the running one, if any; a trained version to stage
+  // and shadow instead of activating (`model train --from --stage`); model rows this process
+  // submitted (a read right after a submit may not see them yet).
+  std::optional<ShadowRun> shadow;
+  bool stage_next_training = false;
+  std::map<std::string, storage::ModelRecord> submitted_records;  // by version
 
   // Learning.
   std::vector<std::vector<float>> rows;
@@ -218,10 +251,59 @@ struct Daemon::Impl {
   using RowSource = std::function<std::vector<std::vector<float>>(std::string& error)>;
   void start_trainer(PointRuntime& a, analytics::FeatureConfig features, std::string note,
                      RowSource rows);
+  std::uint64_t next_shadow_id = 1;
   void on_trained(std::size_t point, std::shared_ptr<const analytics::Model> model,
                   std::string version, std::string path, std::string note, std::string error);
   std::string activate_version(PointRuntime& a, const std::string& version, std::string note);
   void init_models();
+
+  // ---- model_lifecycle.cpp: shadow evaluation (docs/model.md "Shadow evaluation") ----
+  //
+  // start_shadow — THE ENTRY POINT for a staged model version (CLI `model shadow`, `model train
+  // --stage`, the over-the-air delivery once a bundle is verified and its model file written).
+  //   point:   the model key ("<asset>", or "<asset>:<channel>" for an asset with several
+  //            channels; find_point's rules: a bare asset name works for one channel).
+  //   version: a version registered in the models table for that point (register_model_version
+  //            below, or earlier), not the active one; its file is loaded here (on the loop, as
+  //            activate_version does: a model file is a few KB) and must pass
+  //            analytics::check_compatible against the active model's feature configuration.
+  //   policy:  normally cfg.shadow ([models] in the configuration); validate()d here.
+  //   origin:  who asked (logged, in the note and in the events; bundle_id for OTA).
+  // On success the version's state becomes "shadow", the analytics worker scores every window
+  // with it beside the active model, a "shadow_started" event is logged/stored/uplinked, and
+  // the tick later promotes it (activate_version, event "promoted") or rejects it (state
+  // "rejected", the active model untouched, event "rolled_back") by judge_shadow(). A shadow
+  // already running on the point is cancelled first (event "cancelled", "replaced by ...").
+  // Returns "" or a one-line error and then changes nothing: unknown point, no active model
+  // (still learning), unknown version, the active version, unreadable/invalid file,
+  // incompatible features, bad policy, no analytics worker. Thread: loop only.
+  std::string start_shadow(const std::string& point, const std::string& version,
+                           const ShadowPolicy& policy, const ShadowOrigin& origin);
+  // Registers (or updates) a model version row, remembered in memory too, so start_shadow finds
+  // it before the store has committed it. Thread: loop only.
+  void register_model_version(PointRuntime& a, storage::ModelRecord rec);
+  // A version's row: the store's, else one this process submitted; nullopt when unknown.
+  std::optional<storage::ModelRecord> find_model_version(PointRuntime& a,
+                                                         const std::string& version);
+  // Stops a running shadow evaluation (no-op without one): state "cancelled" with `reason`,
+  // event "cancelled". Thread: loop only.
+  void cancel_shadow(PointRuntime& a, const std::string& reason);
+  // Applies judge_shadow() to every running evaluation (from on_tick).
+  void check_shadows();
+  // Counts a window's shadow score (from on_window).
+  void count_shadow(PointRuntime& a, const WindowResult& r);
+  // Shadow evaluations a previous run left in state "shadow" restart (start(), after the
+  // worker exists); ones that cannot are cancelled with the reason.
+  void resume_shadows();
+  // The next free version number of the point (above every stored or submitted one).
+  std::string next_model_version(PointRuntime& a);
+  // Logs one line and stores + uplinks the event (make_model_event). Thread: loop only.
+  void report_model_event(ModelEventInfo info);
+  // Copies a model file given on the command line into the point's model directory as a new
+  // version (on a thread: write + fsync), registers it as "staged" and starts its shadow
+  // evaluation; returns the new version or sets `error` (file unreadable/invalid/incompatible).
+  std::string stage_model_file(PointRuntime& a, const std::string& file, ShadowPolicy policy,
+                               std::string& error);
   void close_stale_alerts();
   void on_tick();
   void log_storage_health(const storage::StoreStats& ss);

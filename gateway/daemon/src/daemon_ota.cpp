@@ -118,14 +118,12 @@ void Daemon::Impl::model_event(const std::string& asset, const std::string& even
   else
     spdlog::info("ota: {} {}:{}", asset, event, line);
   if (!store) return;
-  storage::OutboxEvent e;
-  e.lane = Lane::alert;
-  e.kind = RecordKind::model;
+  storage::ModelEvent e;  // an alert-lane outbox entry of RecordKind::model
   e.asset = asset;
   e.wall_ms = now_ms();
   e.metrics.push_back(m_s("event", event));
   for (auto& m : metrics) e.metrics.push_back(std::move(m));
-  store->submit_outbox_event(std::move(e));
+  store->submit_model_event(std::move(e));
 }
 
 std::string Daemon::Impl::start_ota() {
@@ -347,8 +345,11 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
   if (!model) return refuse(ota::Refusal::incompatible, model_error);
   for (std::size_t p : pts) {
     const PointRuntime& a = points[p];
+    // Against the active model's features (what the shadow evaluation compares on), else the
+    // asset's configured ones at the stream's rate.
     analytics::FeatureConfig f = a.cfg.features;
     f.sample_rate_hz = a.ring_rate_hz > 0 ? a.ring_rate_hz : model->features.sample_rate_hz;
+    if (a.model) f = a.model->features;
     if (std::string why = analytics::check_compatible(*model, f); !why.empty())
       return refuse(ota::Refusal::incompatible, "'" + a.key + "': " + why);
     if (a.training)
@@ -364,15 +365,20 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
   std::vector<Job> jobs;
   for (std::size_t p : pts) {
     PointRuntime& a = points[p];
-    long next = 0;
-    for (const auto& r : store->models(a.key))
-      next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
-    const std::string version = std::to_string(next + 1);
+    const std::string version = next_model_version(a);
     jobs.push_back({p, a.key, version, models_dir(a) + "/v" + version + ".vgm"});
+    // Reserved now (in memory): a training finishing meanwhile takes the next number.
+    storage::ModelRecord rec;
+    rec.version = version;
+    rec.created_ms = now_ms();
+    rec.state = "receiving";
+    rec.path = jobs.back().path;
+    a.submitted_records[version] = std::move(rec);
   }
   ota->busy.insert(id);
   auto rt = ota;
-  const std::uint32_t shadow_s = m.shadow_s != 0 ? m.shadow_s : cfg.ota.shadow_s;
+  const std::uint32_t shadow_s =
+      m.shadow_s != 0 ? m.shadow_s : static_cast<std::uint32_t>(cfg.shadow.duration.count());
   std::string note = "bundle " + id + " (sequence " + std::to_string(m.sequence) + ", key " +
                      v.key_id + ")";
   if (!m.note.empty()) note += ": " + m.note;
@@ -390,6 +396,7 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
       if (!d.ota) return;
       d.ota->busy.erase(id);
       if (!err.empty()) {
+        for (const auto& j : jobs) d.points[j.point].submitted_records.erase(j.version);
         d.model_event(kOtaAsset, "refused",
                       {m_s("bundle_id", id), m_s("reason", "storage"), m_s("detail", err)});
         return;
@@ -404,7 +411,7 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
         rec.feature_hash = std::to_string(model->features.hash());
         rec.path = j.path;
         rec.note = note;
-        d.store->submit_model(rec);
+        d.register_model_version(a, rec);
         d.model_event(a.cfg.name, "staged",
                       {m_s("bundle_id", id), m_s("point", a.key), m_s("version", j.version),
                        m_s("active_version", a.model_version), m_s("key_id", key_id),
@@ -415,25 +422,41 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
   });
 }
 
-// WIRING POINT for the shadow evaluation (issue 9, branch issue9-shadow): a verified, staged
-// bundle version goes to start_shadow(point, version, ShadowPolicy{shadow_s, ...}, origin) once
-// that lands. Until then the version is promoted right after verification (the policy's "no
-// shadow" path) and the promotion reported as a model event.
+// A staged bundle version goes to the shadow evaluation (model_lifecycle.cpp, start_shadow) with
+// the daemon's [models] policy and the bundle's shadow period; it promotes or rolls back by itself
+// and reports "shadow_started", "promoted" / "rolled_back". A point without an active model (still
+// learning) has nothing to compare against: the version is activated at once ("promoted").
 void Daemon::Impl::hand_over_staged(PointRuntime& a, const std::string& version,
                                     std::uint32_t shadow_s, const std::string& bundle_id,
                                     const std::string& note) {
-  (void)shadow_s;
-  const std::string before = a.model_version;
-  if (std::string err = activate_version(a, version, note); !err.empty()) {
+  if (!a.model || a.model_state != ModelState::scoring || a.model_version.empty()) {
+    if (std::string err = activate_version(a, version, note); !err.empty()) {
+      model_event(a.cfg.name, "refused",
+                  {m_s("bundle_id", bundle_id), m_s("point", a.key), m_s("version", version),
+                   m_s("reason", "incompatible model"), m_s("detail", err)});
+      return;
+    }
+    ModelEventInfo info;
+    info.event = "promoted";
+    info.asset = a.cfg.name;
+    info.point = a.key;
+    info.version = version;
+    info.active_version = version;
+    info.reason = "no active model to compare against: activated without a shadow evaluation";
+    info.bundle_id = bundle_id;
+    report_model_event(std::move(info));
+    return;
+  }
+  ShadowPolicy policy = cfg.shadow;
+  policy.duration = std::chrono::seconds(shadow_s);
+  ShadowOrigin origin;
+  origin.by = "ota";
+  origin.bundle_id = bundle_id;
+  if (std::string err = start_shadow(a.key, version, policy, origin); !err.empty()) {
     model_event(a.cfg.name, "refused",
                 {m_s("bundle_id", bundle_id), m_s("point", a.key), m_s("version", version),
                  m_s("reason", "incompatible model"), m_s("detail", err)});
-    return;
   }
-  model_event(a.cfg.name, "promoted",
-              {m_s("bundle_id", bundle_id), m_s("point", a.key), m_s("version", version),
-               m_s("active_version", a.model_version), m_s("previous_version", before),
-               m_s("reason", "verified bundle (no shadow evaluation in this build)")});
 }
 
 }  // namespace vibgate::daemon

@@ -128,16 +128,6 @@ struct Snapshot {
   std::vector<float> samples;
 };
 
-// A record that lives only in the outbox (no table of its own), e.g. a model lifecycle event
-// (RecordKind::model, Lane::alert: over-the-air update progress, refusals, promotions).
-struct OutboxEvent {
-  Lane lane = Lane::alert;
-  RecordKind kind = RecordKind::model;
-  std::string asset;
-  std::int64_t wall_ms = 0;
-  std::vector<Metric> metrics;
-};
-
 struct ModelRecord {
   std::string asset;
   std::string version;  // e.g. "3"
@@ -146,6 +136,17 @@ struct ModelRecord {
   std::string feature_hash;
   std::string path;  // model file on disk
   std::string note;
+};
+
+// A model lifecycle event (issue 9: shadow evaluation started, promoted, rolled back, cancelled;
+// over-the-air bundles): no table of its own, only an outbox entry in the alert lane
+// (RecordKind::model) whose metrics are `metrics` as given ("event", "version", "reason", ...;
+// gateway/daemon's make_model_event builds them). The models table keeps each version's state
+// and the outcome in its note.
+struct ModelEvent {
+  std::string asset;  // asset name (Sparkplug device, JSON topic level)
+  std::int64_t wall_ms = 0;
+  std::vector<Metric> metrics;
 };
 
 // Completion of a submit: called on the writer thread after the commit that holds the row
@@ -235,7 +236,7 @@ class Store : public OutboxSource {
   void submit_health(HealthEvent event, Completion done = {});
   void submit_snapshot(Snapshot snap, Completion done = {});
   void submit_model(ModelRecord model, Completion done = {});
-  void submit_outbox_event(OutboxEvent event, Completion done = {});
+  void submit_model_event(ModelEvent event, Completion done = {});
   // Waits (this thread) until everything submitted so far is committed. For tests, shutdown.
   void flush();
 

@@ -19,10 +19,11 @@ namespace vibgate {
 enum class Lane : std::uint8_t { alert = 0, bulk = 1 };
 inline constexpr int kLaneCount = 2;
 
-// What a record describes; it selects nothing on the wire but the JSON topic suffix.
-// model: model lifecycle events (over-the-air bundles received, verified, refused, staged;
-// shadow evaluation, promotion, rollback), on Lane::alert.
+// What a record describes; it selects nothing on the wire but the JSON topic suffix (and the
+// Sparkplug metric name prefix "<kind>/"). model: a model lifecycle event (shadow evaluation,
+// promotion, rollback, over-the-air bundle), in the alert lane.
 enum class RecordKind : std::uint8_t { result = 0, alert = 1, health = 2, model = 3 };
+inline constexpr int kRecordKindCount = 4;
 
 inline const char* to_string(Lane l) { return l == Lane::alert ? "alert" : "bulk"; }
 inline const char* to_string(RecordKind k) {

@@ -14,6 +14,13 @@
 // its windows are only featurized (no score) and carry the raw model-input vector, which the
 // daemon collects to train the asset's baseline on site; swap_model() then starts scoring.
 //
+// Shadow evaluation (issue 9, docs/model.md "Shadow evaluation"): besides its active model an
+// asset may have a shadow model (set_shadow). The shadow model scores the same raw model-input
+// vector the active model's window produced (standardized with its own normalizer; no second
+// feature extraction, no extra FFT) and its score rides along with the window's result; the
+// daemon counts and judges it. The active model's score, verdict and everything else are
+// unchanged by a shadow.
+//
 // An "asset" here is one stream: the daemon gives every channel of a multi-channel asset its own
 // AssetSpec (named by its model key), so each channel has its own windower and model.
 #pragma once
@@ -80,6 +87,12 @@ struct WindowResult {
   // k * spectrum_bin_hz, input units); null in the other windows.
   std::shared_ptr<const std::vector<float>> spectrum;
   double spectrum_bin_hz = 0.0;
+  // Shadow evaluation: set when the asset has a shadow model (set_shadow) and this window was
+  // scored by the active model; the shadow model's score of the same model input.
+  bool shadow_scored = false;
+  std::uint64_t shadow_id = 0;  // the id given to set_shadow()
+  double shadow_score = 0.0;    // 1.0 = the shadow model's alarm threshold
+  Verdict shadow_verdict = Verdict::normal;
 };
 
 class AnalyticsWorker {
@@ -98,6 +111,7 @@ class AnalyticsWorker {
     std::uint64_t unknown_channel_blocks = 0;
     std::uint64_t gaps = 0;           // stream restarts (gap_before, drop or rejection)
     std::uint64_t result_errors = 0;  // exceptions thrown by on_result (logged, swallowed)
+    std::uint64_t shadow_windows = 0;  // windows also scored by a shadow model
     std::size_t queue_depth = 0;
     std::size_t max_queue_depth = 0;
     std::chrono::nanoseconds busy{0};  // worker time spent windowing and scoring (CPU share:
@@ -134,6 +148,17 @@ class AnalyticsWorker {
   // one-line error (unknown asset). Thread: any.
   std::string start_learning(const std::string& asset, analytics::FeatureConfig features);
 
+  // Shadow evaluation: gives an asset a shadow model (null clears it). From the next block the
+  // worker takes on, every window the active model scores is also scored by `model` from the
+  // same model-input vector, and the result carries shadow_scored, shadow_id = `shadow_id`,
+  // shadow_score and shadow_verdict. The shadow model must take the active model's inputs (same
+  // feature configuration hash, analytics::check_compatible): a window whose inputs were computed
+  // with another configuration (learning mode, or after the active model changed to other
+  // features) is not shadow-scored. Replacing the active model (swap_model) keeps the shadow.
+  // Returns "" or a one-line error (unknown asset). Thread: any.
+  std::string set_shadow(const std::string& asset, std::shared_ptr<const analytics::Model> model,
+                         std::uint64_t shadow_id);
+
   // Waits until the queue is empty and the worker is idle, or the timeout passes. Returns true
   // when idle. For tests and orderly shutdown (drain, then stop). Thread: any but the worker's
   // (never from on_result).
@@ -158,6 +183,9 @@ class AnalyticsWorker {
   void process(Item& item);
   std::shared_ptr<analytics::FeatureExtractor> shared_extractor(const analytics::FeatureConfig& f);
   void apply_pending_model(Asset& a, std::size_t index);
+  // Shadow evaluation (worker thread): takes a pending set_shadow(), and scores one window.
+  void apply_pending_shadow(Asset& a, std::size_t index);
+  static void score_shadow(Asset& a, WindowResult& r);
 
   std::vector<std::unique_ptr<Asset>> assets_;
   std::map<std::string, std::weak_ptr<analytics::FeatureExtractor>> extractors_;  // by canonical()
@@ -174,6 +202,12 @@ class AnalyticsWorker {
   std::vector<std::shared_ptr<const analytics::Model>> pending_models_;  // per asset, or null
   std::vector<std::optional<analytics::FeatureConfig>> pending_learn_;   // per asset, or none
   std::vector<std::uint64_t> pending_generation_;
+  struct PendingShadow {
+    bool set = false;  // a set_shadow() waits to be applied
+    std::shared_ptr<const analytics::Model> model;
+    std::uint64_t id = 0;
+  };
+  std::vector<PendingShadow> pending_shadow_;  // per asset
   bool stopping_ = false;
   bool busy_ = false;
   Stats stats_;

@@ -65,6 +65,18 @@ struct TrainCommand {
   // Both > 0: train from the model inputs stored between these times (UTC ms) instead.
   std::int64_t from_ms = 0;
   std::int64_t to_ms = 0;
+  // With from_ms/to_ms: stage the trained version and start its shadow evaluation instead of
+  // activating it.
+  bool stage = false;
+};
+// Shadow evaluation of a stored version, or of a model file copied in as a new version, beside
+// the active model; promoted or rolled back automatically (docs/model.md). Replies with a
+// ModelInfo list of one entry (state "shadow").
+struct ShadowCommand {
+  std::string asset;
+  std::string version;           // a stored version; "" when `file` is given
+  std::uint32_t duration_s = 0;  // 0 = the configured [models] shadow_s
+  std::string file;              // a model file on the gateway to stage as a new version
 };
 // The latest amplitude spectrum of an asset's channel.
 struct SpectrumQuery {
@@ -73,7 +85,8 @@ struct SpectrumQuery {
 
 using ControlCommand =
     std::variant<StatusQuery, DevicesQuery, TagsQuery, AssetsQuery, AlertsQuery, AckCommand,
-                 TrendQuery, QueueQuery, ModelsQuery, ModelCommand, TrainCommand, SpectrumQuery>;
+                 TrendQuery, QueueQuery, ModelsQuery, ModelCommand, TrainCommand, SpectrumQuery,
+                 ShadowCommand>;
 
 struct ControlRequest {
   std::uint64_t id = 0;  // echoed in the reply
@@ -131,6 +144,9 @@ struct AssetInfo {
   double learning_progress = 0.0;     // 0..1 while model_state is "learning"
   bool acknowledged = false;          // the active alert was acknowledged
   std::uint64_t active_alert_id = 0;  // 0 = none
+  std::string shadow_version;         // version in shadow evaluation ("" = none)
+  double shadow_score = 0.0;          // the shadow model's latest score
+  double shadow_progress = 0.0;       // 0..1 of the evaluation period
 };
 struct AlertInfo {
   std::uint64_t id = 0;
@@ -168,7 +184,8 @@ struct QueueInfo {
 // One stored model version of an asset (`models`), or the outcome of a model/train command.
 struct ModelInfo {
   std::string asset;
-  std::string state;  // version: "active", "staged", "retired"; asset summary: "none",
+  std::string state;  // version: "active", "staged", "shadow", "rejected", "cancelled",
+                      // "retired"; asset summary: "none",
                       // "learning", "scoring", "error"
   std::string file;
   std::int64_t trained_ms = 0;
@@ -217,7 +234,7 @@ std::optional<ControlReply> decode_reply(std::string_view body);
 std::uint32_t decode_frame_length(std::string_view header);
 
 // The command's name as the CLI spells it ("status", "devices", "tags", "assets", "alerts",
-// "ack", "trend", "queue", "models", "model", "train", "spectrum"), for log lines.
+// "ack", "trend", "queue", "models", "model", "train", "spectrum", "shadow"), for log lines.
 std::string_view command_name(const ControlCommand& command);
 
 }  // namespace vibgate::daemon

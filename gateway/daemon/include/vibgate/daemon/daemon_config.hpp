@@ -3,7 +3,7 @@
 //
 // Each area parses its own sections (ingest: [[bus]] [[device]] [[serial_sensor]]; storage and
 // uplink: [storage] [uplink]); this file adds the daemon's own: [daemon], [alarm],
-// [modbus_facade], [prometheus] and [[asset]], and checks the references between them (an
+// [modbus_facade], [prometheus], [models] and [[asset]], and checks the references between them (an
 // asset's channel must come from a configured waveform or serial sensor, its tags from a
 // configured device). Unknown keys and unknown top-level tables are errors, so a typo never
 // passes silently. Start-up/reload only: throws ingest::ConfigError with
@@ -20,6 +20,7 @@
 #include "vibgate/analytics/feature_config.hpp"
 #include "vibgate/daemon/alarm.hpp"
 #include "vibgate/daemon/modbus_facade.hpp"
+#include "vibgate/daemon/model_shadow.hpp"
 #include "vibgate/daemon/store_uplink_config.hpp"
 #include "vibgate/ingest/config.hpp"
 
@@ -69,8 +70,7 @@ struct OtaConfig {
   bool enabled = false;
   std::string trusted_keys_dir = "/etc/vibgate/trusted-keys";  // *.pub, key id = file stem
   std::uint64_t max_bundle_bytes = 64ull << 20;                 // largest bundle accepted
-  std::uint32_t shadow_s = 3600;  // shadow period for bundles that say 0 (0 here: promote at
-                                  // once after verification)
+  // A bundle's shadow period is its manifest's shadow_s, or [models] shadow_s when that is 0.
 };
 
 struct DaemonConfig {
@@ -94,6 +94,8 @@ struct DaemonConfig {
   FacadeConfig facade;  // facade.assets = asset names in configuration order
   PrometheusConfig prometheus;
   OtaConfig ota;
+  // [models]: shadow evaluation of staged model versions (docs/model.md "Shadow evaluation").
+  ShadowPolicy shadow;
   std::vector<AssetConfig> assets;
 };
 
