@@ -1267,6 +1267,10 @@ std::string Daemon::reload(DaemonConfig next) {
       next.prometheus.port != cur.prometheus.port ||
       next.prometheus.address != cur.prometheus.address)
     restart.push_back("[prometheus]");
+  if (next.ota.enabled != cur.ota.enabled ||
+      next.ota.trusted_keys_dir != cur.ota.trusted_keys_dir ||
+      next.ota.max_bundle_bytes != cur.ota.max_bundle_bytes)
+    restart.push_back("[ota]");
   bool same_assets = next.assets.size() == cur.assets.size();
   for (std::size_t i = 0; same_assets && i < next.assets.size(); ++i)
     same_assets = next.assets[i].name == cur.assets[i].name &&
