@@ -113,7 +113,8 @@ struct BundleCommands::State {
         << "  target_assets        ";
     for (std::size_t i = 0; i < m.target_assets.size(); ++i)
       out << (i ? ", " : "") << m.target_assets[i];
-    out << "\n  min_gateway_version  " << (m.min_gateway_version.empty() ? "-" : m.min_gateway_version)
+    out << "\n  min_gateway_version  "
+        << (m.min_gateway_version.empty() ? "-" : m.min_gateway_version)
         << "\n  model                " << m.model_format << ", " << m.model.size()
         << " bytes, sha256 " << ota::to_hex(m.model_sha256) << "\n"
         << "  shadow_s             " << m.shadow_s << (m.shadow_s == 0 ? " (gateway default)" : "")

@@ -248,9 +248,7 @@ TEST(Staging, ResumesAfterReopenAndCutsUnrecordedBytes) {
               ChunkResult::Kind::appended);
   }
   // A crash after writing bytes but before recording them: the .part file is longer.
-  {
-    std::ofstream(d + "/b3.part", std::ios::app) << "garbage past the recorded offset";
-  }
+  { std::ofstream(d + "/b3.part", std::ios::app) << "garbage past the recorded offset"; }
   BundleStaging s(d, 1 << 20);
   ASSERT_EQ(s.open(), "");
   const auto p = s.partials();

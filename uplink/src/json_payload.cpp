@@ -108,7 +108,8 @@ BundleChunk decode_bundle_command(const std::string& payload) {
   auto str = [&](const char* key, std::string* out) {
     auto it = j.find(key);
     if (it == j.end() || !it->is_string()) {
-      if (c.error.empty()) c.error = std::string("model_bundle command: \"") + key + "\" missing or not a string";
+      if (c.error.empty())
+        c.error = std::string("model_bundle command: \"") + key + "\" missing or not a string";
       return;
     }
     *out = it->get<std::string>();
@@ -117,7 +118,8 @@ BundleChunk decode_bundle_command(const std::string& payload) {
     auto it = j.find(key);
     if (it == j.end() || !it->is_number_unsigned()) {
       if (c.error.empty())
-        c.error = std::string("model_bundle command: \"") + key + "\" missing or not a non-negative integer";
+        c.error = std::string("model_bundle command: \"") + key +
+                  "\" missing or not a non-negative integer";
       return;
     }
     *out = it->get<std::uint64_t>();

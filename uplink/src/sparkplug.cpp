@@ -320,8 +320,12 @@ NodeCommand decode_node_command(const std::string& payload) {
   }
   if (!c.has_bundle) return c;
   if (problem.empty()) {
-    const char* missing = !id ? "Id" : !offset ? "Offset" : !total ? "Total" : !sha ? "Sha256"
-                                                            : !chunk ? "Chunk" : nullptr;
+    const char* missing = !id       ? "Id"
+                          : !offset ? "Offset"
+                          : !total  ? "Total"
+                          : !sha    ? "Sha256"
+                          : !chunk  ? "Chunk"
+                                    : nullptr;
     if (missing) problem = std::string("bundle command without Model/Bundle/") + missing;
   }
   if (!problem.empty()) {

@@ -818,7 +818,9 @@ Uplink::~Uplink() {
 void Uplink::on_bundle_chunk(std::function<void(BundleChunk chunk)> handler) {
   impl_->bundle_handler_ = std::move(handler);
 }
-void Uplink::on_online(std::function<void()> handler) { impl_->online_handler_ = std::move(handler); }
+void Uplink::on_online(std::function<void()> handler) {
+  impl_->online_handler_ = std::move(handler);
+}
 void Uplink::start() { impl_->start(); }
 void Uplink::stop() { impl_->stop(); }
 UplinkStats Uplink::stats() const { return impl_->snapshot(); }

@@ -322,7 +322,8 @@ struct Daemon::Impl {
   // One model event: a log line and an outbox record (RecordKind::model, Lane::alert).
   void model_event(const std::string& asset, const std::string& event, std::vector<Metric> metrics);
   void install_bundle(const std::string& id, ota::Verified verified,
-                      std::shared_ptr<const analytics::Model> model, const std::string& model_error);
+                      std::shared_ptr<const analytics::Model> model,
+                      const std::string& model_error);
   void hand_over_staged(PointRuntime& a, const std::string& version, std::uint32_t shadow_s,
                         const std::string& bundle_id, const std::string& note);
 

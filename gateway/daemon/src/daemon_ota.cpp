@@ -128,11 +128,13 @@ void Daemon::Impl::model_event(const std::string& asset, const std::string& even
 
 std::string Daemon::Impl::start_ota() {
   std::string err;
-  auto keys = std::make_shared<ota::TrustedKeys>(ota::load_trusted_keys(cfg.ota.trusted_keys_dir, &err));
+  auto keys =
+      std::make_shared<ota::TrustedKeys>(ota::load_trusted_keys(cfg.ota.trusted_keys_dir, &err));
   if (!err.empty()) return "ota: " + err;
   for (const auto& p : keys->problems) spdlog::warn("ota: trusted key skipped: {}", p);
   for (const auto& l : keys->loose)
-    spdlog::warn("ota: trusted key {} is writable by group or others; chmod 644 it (owner root)", l);
+    spdlog::warn("ota: trusted key {} is writable by group or others; chmod 644 it (owner root)",
+                 l);
   if (keys->keys.empty())
     return "ota: trusted_keys_dir " + cfg.ota.trusted_keys_dir +
            ": no valid key (each *.pub holds one Ed25519 public key as 64 hex digits); "
@@ -233,7 +235,8 @@ void Daemon::Impl::on_bundle_chunk(uplink::BundleChunk c) {
         }
         ::unlink(model_path.c_str());
       }
-      if (done.verified.refusal != ota::Refusal::none || !done.model) rt->staging->discard(cmd.bundle_id);
+      if (done.verified.refusal != ota::Refusal::none || !done.model)
+        rt->staging->discard(cmd.bundle_id);
     }
     to_loop(rt->link, [id = cmd.bundle_id, offset = cmd.offset,
                        done = std::move(done)](Daemon::Impl& d) mutable {
@@ -316,22 +319,22 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
       pts.push_back(k->second);
     } else if (auto a = asset_by_name.find(t); a != asset_by_name.end()) {
       for (std::size_t p : assets[a->second].points) pts.push_back(p);
-    } else if (auto colon = t.find(':'); colon != std::string::npos &&
-                                         asset_by_name.count(t.substr(0, colon)) &&
-                                         point_by_channel.count(t.substr(colon + 1)) &&
-                                         points[point_by_channel[t.substr(colon + 1)]].cfg.name ==
-                                             t.substr(0, colon)) {
+    } else if (auto colon = t.find(':');
+               colon != std::string::npos && asset_by_name.count(t.substr(0, colon)) &&
+               point_by_channel.count(t.substr(colon + 1)) &&
+               points[point_by_channel[t.substr(colon + 1)]].cfg.name == t.substr(0, colon)) {
       pts.push_back(point_by_channel[t.substr(colon + 1)]);
     } else {
-      return refuse(ota::Refusal::wrong_asset, "target '" + t + "' is not an asset of this gateway");
+      return refuse(ota::Refusal::wrong_asset,
+                    "target '" + t + "' is not an asset of this gateway");
     }
   }
   std::sort(pts.begin(), pts.end());
   pts.erase(std::unique(pts.begin(), pts.end()), pts.end());
   if (!m.min_gateway_version.empty() &&
       ota::compare_versions(m.min_gateway_version, options.version) > 0)
-    return refuse(ota::Refusal::too_new, "needs gateway " + m.min_gateway_version + ", this is " +
-                                             options.version);
+    return refuse(ota::Refusal::too_new,
+                  "needs gateway " + m.min_gateway_version + ", this is " + options.version);
   std::vector<std::string> keys;
   for (std::size_t p : pts) {
     const PointRuntime& a = points[p];
@@ -353,7 +356,8 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
     if (std::string why = analytics::check_compatible(*model, f); !why.empty())
       return refuse(ota::Refusal::incompatible, "'" + a.key + "': " + why);
     if (a.training)
-      return refuse(ota::Refusal::busy, "'" + a.key + "' is training a baseline now; send again later");
+      return refuse(ota::Refusal::busy,
+                    "'" + a.key + "' is training a baseline now; send again later");
   }
   // Accepted: the sequence is remembered now (a replay racing this install is refused), written
   // with the model files on the worker.
@@ -379,8 +383,8 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
   auto rt = ota;
   const std::uint32_t shadow_s =
       m.shadow_s != 0 ? m.shadow_s : static_cast<std::uint32_t>(cfg.shadow.duration.count());
-  std::string note = "bundle " + id + " (sequence " + std::to_string(m.sequence) + ", key " +
-                     v.key_id + ")";
+  std::string note =
+      "bundle " + id + " (sequence " + std::to_string(m.sequence) + ", key " + v.key_id + ")";
   if (!m.note.empty()) note += ": " + m.note;
   boost::asio::post(rt->worker, [rt, id, keys, seq = m.sequence, bytes = m.model, jobs, model,
                                  shadow_s, note, key_id = v.key_id] {

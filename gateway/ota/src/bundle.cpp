@@ -136,7 +136,8 @@ Verified verify_bundle(std::string_view file, const TrustedKeys& trusted) {
   const auto key = trusted.keys.find(b.key_id);
   if (key == trusted.keys.end())
     return refuse(Refusal::unknown_key, "key id '" + b.key_id + "' is not a trusted key");
-  if (b.signature.size() != kSignatureBytes || !verify_manifest(b.manifest, b.signature, key->second))
+  if (b.signature.size() != kSignatureBytes ||
+      !verify_manifest(b.manifest, b.signature, key->second))
     return refuse(Refusal::bad_signature,
                   "the signature does not verify with trusted key '" + b.key_id + "'");
   if (std::string err = decode_manifest(b.manifest, &v.manifest); !err.empty())
@@ -155,8 +156,8 @@ Verified verify_bundle(std::string_view file, const TrustedKeys& trusted) {
     bool ok = true;
     compare_versions(m.min_gateway_version, "0", &ok);
     if (!ok)
-      return refuse(Refusal::malformed,
-                    "manifest: min_gateway_version '" + m.min_gateway_version + "' is not a version");
+      return refuse(Refusal::malformed, "manifest: min_gateway_version '" + m.min_gateway_version +
+                                            "' is not a version");
   }
   return v;
 }

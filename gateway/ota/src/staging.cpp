@@ -95,9 +95,13 @@ std::string read_file(const std::string& path, std::string* out, std::uint64_t m
 }
 
 BundleStaging::BundleStaging(std::string dir, std::uint64_t max_bytes, std::size_t max_partials)
-    : dir_(std::move(dir)), max_bytes_(max_bytes), max_partials_(std::max<std::size_t>(1, max_partials)) {}
+    : dir_(std::move(dir)),
+      max_bytes_(max_bytes),
+      max_partials_(std::max<std::size_t>(1, max_partials)) {}
 
-std::string BundleStaging::part_path(const std::string& id) const { return dir_ + "/" + id + ".part"; }
+std::string BundleStaging::part_path(const std::string& id) const {
+  return dir_ + "/" + id + ".part";
+}
 std::string BundleStaging::progress_path(const std::string& id) const {
   return dir_ + "/" + id + ".progress";
 }
@@ -130,9 +134,8 @@ std::string BundleStaging::open(std::chrono::hours stale_after) {
     }
     struct stat st {};
     const bool have_part = ::stat(part_path(id).c_str(), &st) == 0;
-    const bool stale = now - p.updated_ms > std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                stale_after)
-                                                .count();
+    const bool stale = now - p.updated_ms >
+                       std::chrono::duration_cast<std::chrono::milliseconds>(stale_after).count();
     if (p.total == 0 || !have_part || static_cast<std::uint64_t>(st.st_size) < p.next_offset ||
         stale) {
       discard(id);
@@ -238,9 +241,11 @@ ChunkResult BundleStaging::accept(const ChunkCommand& c) {
     p.bundle_id = c.bundle_id;
     p.total = c.total;
     p.sha256_hex = c.sha256_hex;
-    const int fd = ::open(part_path(c.bundle_id).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                          0600);
-    if (fd < 0) return refuse(c.bundle_id, Refusal::busy, errno_text("cannot create", part_path(c.bundle_id)));
+    const int fd =
+        ::open(part_path(c.bundle_id).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return refuse(c.bundle_id, Refusal::busy,
+                    errno_text("cannot create", part_path(c.bundle_id)));
     ::close(fd);
     it = partials_.emplace(c.bundle_id, p).first;
     res.first = true;
@@ -297,8 +302,8 @@ ChunkResult BundleStaging::accept(const ChunkCommand& c) {
   const std::string got = to_hex(sha256(file));
   if (got != p.sha256_hex)
     return refuse(c.bundle_id, Refusal::sha256_mismatch,
-                  "received " + std::to_string(file.size()) + " bytes hash to " + got.substr(0, 16) +
-                      "…, announced " + p.sha256_hex.substr(0, 16) + "…");
+                  "received " + std::to_string(file.size()) + " bytes hash to " +
+                      got.substr(0, 16) + "…, announced " + p.sha256_hex.substr(0, 16) + "…");
   const std::string done_path = dir_ + "/" + c.bundle_id + ".vgb";
   if (::rename(part.c_str(), done_path.c_str()) != 0)
     return refuse(c.bundle_id, Refusal::busy, errno_text("cannot rename", part));

@@ -69,7 +69,7 @@ struct PrometheusConfig {
 struct OtaConfig {
   bool enabled = false;
   std::string trusted_keys_dir = "/etc/vibgate/trusted-keys";  // *.pub, key id = file stem
-  std::uint64_t max_bundle_bytes = 64ull << 20;                 // largest bundle accepted
+  std::uint64_t max_bundle_bytes = 64ull << 20;                // largest bundle accepted
   // A bundle's shadow period is its manifest's shadow_s, or [models] shadow_s when that is 0.
 };
 

@@ -88,17 +88,17 @@ TrustedKeys load_trusted_keys(const std::string& dir, std::string* error);
 // ---- verification of a complete bundle file ----
 enum class Refusal : std::uint8_t {
   none = 0,
-  truncated,         // not a complete bundle file (or shorter than announced)
-  sha256_mismatch,   // the transferred file's hash differs from the announced one
-  malformed,         // not a bundle (bad magic, version, protobuf, missing fields)
-  unknown_key,       // key_id is not among the trusted keys
-  bad_signature,     // the signature does not verify with that key
-  wrong_asset,       // a target is not on this gateway
-  too_new,           // min_gateway_version above this gateway's version
-  replayed,          // sequence <= the last accepted sequence of a target
-  incompatible,      // the model file is invalid or does not fit a target's features
-  too_large,         // announced total above the configured maximum
-  busy,              // another bundle with this id is being processed
+  truncated,        // not a complete bundle file (or shorter than announced)
+  sha256_mismatch,  // the transferred file's hash differs from the announced one
+  malformed,        // not a bundle (bad magic, version, protobuf, missing fields)
+  unknown_key,      // key_id is not among the trusted keys
+  bad_signature,    // the signature does not verify with that key
+  wrong_asset,      // a target is not on this gateway
+  too_new,          // min_gateway_version above this gateway's version
+  replayed,         // sequence <= the last accepted sequence of a target
+  incompatible,     // the model file is invalid or does not fit a target's features
+  too_large,        // announced total above the configured maximum
+  busy,             // another bundle with this id is being processed
 };
 // The reason's short name used in events ("bad signature", "unknown key", ...).
 const char* to_string(Refusal r);

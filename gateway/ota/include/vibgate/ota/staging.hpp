@@ -29,8 +29,8 @@ inline constexpr std::size_t kMaxChunkBytes = 256 * 1024;
 struct ChunkCommand {
   std::string bundle_id;
   std::uint64_t offset = 0;
-  std::uint64_t total = 0;     // size of the whole bundle file
-  std::string sha256_hex;      // SHA-256 of the whole bundle file, 64 hex digits
+  std::uint64_t total = 0;  // size of the whole bundle file
+  std::string sha256_hex;   // SHA-256 of the whole bundle file, 64 hex digits
   std::string data;
 };
 
@@ -44,8 +44,8 @@ struct ChunkResult {
   Kind kind = Kind::refused;
   std::uint64_t next_offset = 0;
   std::uint64_t total = 0;
-  bool first = false;         // this chunk started the transfer (offset 0, new partial)
-  unsigned quarter = 0;       // 1..3 when this chunk crossed 25/50/75 % (0: none)
+  bool first = false;    // this chunk started the transfer (offset 0, new partial)
+  unsigned quarter = 0;  // 1..3 when this chunk crossed 25/50/75 % (0: none)
   Refusal refusal = Refusal::none;
   std::string detail;
   std::string path;  // complete: the bundle file
