@@ -18,10 +18,11 @@ chunks by tests/ota/ota_sender.py, which follows the gateway's model events and 
      unknown key, a wrong asset, a truncated transfer (announced total shorter; sha256 of the
      whole file -> "sha256 mismatch"), a truncated file (sha256 of the cut file -> "truncated"),
      a replayed (older) sequence, a too-new min_gateway_version, a malformed command; none of
-     them changes the active version.
+     them changes the active version; `vibgate ota` lists the bundles with state and reason.
   4. resume: a bundle is sent up to about 60 %, the gateway confirms the 50 % progress, it is
      killed with SIGKILL, restarted; on reconnect it reports the partial bundle's next_offset
-     (> 0, at least the confirmed 50 %); the sender resumes from there (no chunk at offset 0 after
+     (> 0, at least the confirmed progress; `vibgate ota` shows it as partial); the sender resumes
+     from there (no chunk at offset 0 after
      the restart) and the bundle completes: version 3 active on machine A.
   5. Sparkplug transport: the daemon restarted with the Sparkplug profile receives a bundle for
      machine B as NCMD Model/Bundle/* metrics; its events arrive as DDATA of device "_ota" and
@@ -253,6 +254,20 @@ def run(work, gw_dir, cli, broker):
     C.check("malformed command: refused (malformed) over MQTT", e is not None and e.get("reason") == "malformed", e)
     C.check("after every refusal the daemon answers and A stays at version 2",
             gw.proc.poll() is None and active_version(gw, A) == "2")
+    info = gw.json("ota") or {}
+    by_id = {b["bundle_id"]: b for b in info.get("bundles", [])}
+    C.check("vibgate ota --json: trusted key ops, good-5 staged with its sequence and key",
+            info.get("enabled") is True and info.get("trusted_keys") == ["ops"]
+            and by_id.get("good-5", {}).get("state") == "staged"
+            and by_id["good-5"].get("sequence") == 5 and by_id["good-5"].get("key_id") == "ops",
+            json.dumps(info)[:600])
+    C.check("vibgate ota --json: each refused bundle with its reason",
+            by_id.get("badsig-6", {}).get("reason") == "bad signature"
+            and by_id.get("replay-3", {}).get("reason") == "replayed"
+            and by_id.get("trunc-6", {}).get("state") == "refused", json.dumps(info)[:600])
+    rc, out = gw.cli("ota")
+    C.check("vibgate ota (table) lists the bundles", rc == 0 and "good-5" in out and "staged" in out
+            and "bad signature" in out, out[:600])
 
     # ---- 4. SIGKILL mid-transfer, resume ----
     big = sign("resume-7", 7)
@@ -274,6 +289,9 @@ def run(work, gw_dir, cli, broker):
     C.check("after the restart the gateway reports the partial bundle's next_offset (> 0)",
             hint is not None and confirmed <= nxt <= sent_to and nxt > 0,
             f"hint={hint} confirmed={confirmed} sent={sent_to} total={len(big)}")
+    part = {b["bundle_id"]: b for b in (gw.json("ota") or {}).get("bundles", [])}.get("resume-7", {})
+    C.check("vibgate ota after the restart: resume-7 partial at next_offset",
+            part.get("state") == "partial" and part.get("next_offset") == nxt, part)
     e = sender.deliver(big, "resume-7", start=nxt, timeout=30)
     after = [o for (tm, b, o) in sender.sent_offsets if b == "resume-7" and tm > t_restart]
     C.check("resumed bundle staged", e is not None and e.get("event") == "staged", e)

@@ -97,6 +97,8 @@ std::string encode_request_frame(const ControlRequest& request) {
           o->set_stage(c.stage);
         } else if constexpr (std::is_same_v<T, SpectrumQuery>) {
           m.mutable_spectrum()->set_asset(c.asset);
+        } else if constexpr (std::is_same_v<T, OtaQuery>) {
+          m.mutable_ota();
         } else if constexpr (std::is_same_v<T, ShadowCommand>) {
           auto* o = m.mutable_shadow();
           o->set_asset(c.asset);
@@ -171,6 +173,9 @@ std::optional<ControlRequest> decode_request(std::string_view body) {
     case pb::Request::kTrain:
       r.command = TrainCommand{m.train().asset(), m.train().duration_s(), m.train().from_ms(),
                                m.train().to_ms(), m.train().stage()};
+      break;
+    case pb::Request::kOta:
+      r.command = OtaQuery{};
       break;
     case pb::Request::kShadow: {
       const auto& x = m.shadow();
@@ -288,6 +293,23 @@ std::string encode_reply_frame(const ControlReply& reply) {
             auto* o = t->add_points();
             o->set_ts_ms(pt.ts_ms);
             o->set_value(pt.value);
+          }
+        } else if constexpr (std::is_same_v<T, OtaInfo>) {
+          auto* o = m.mutable_ota();
+          o->set_enabled(p.enabled);
+          for (const auto& k : p.trusted_keys) o->add_trusted_keys(k);
+          for (const auto& b : p.bundles) {
+            auto* x = o->add_bundles();
+            x->set_bundle_id(b.bundle_id);
+            x->set_state(b.state);
+            x->set_next_offset(b.next_offset);
+            x->set_total(b.total);
+            x->set_updated_ms(b.updated_ms);
+            x->set_reason(b.reason);
+            x->set_detail(b.detail);
+            x->set_key_id(b.key_id);
+            x->set_sequence(b.sequence);
+            x->set_targets(b.targets);
           }
         } else if constexpr (std::is_same_v<T, QueueInfo>) {
           auto* q = m.mutable_queue();
@@ -451,6 +473,17 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
       r.payload = std::move(v);
       break;
     }
+    case pb::Response::kOta: {
+      const auto& x = m.ota();
+      OtaInfo o;
+      o.enabled = x.enabled();
+      o.trusted_keys.assign(x.trusted_keys().begin(), x.trusted_keys().end());
+      for (const auto& b : x.bundles())
+        o.bundles.push_back({b.bundle_id(), b.state(), b.next_offset(), b.total(), b.updated_ms(),
+                             b.reason(), b.detail(), b.key_id(), b.sequence(), b.targets()});
+      r.payload = std::move(o);
+      break;
+    }
     case pb::Response::kSpectrum: {
       const auto& x = m.spectrum();
       Spectrum o;
@@ -477,7 +510,7 @@ std::string_view command_name(const ControlCommand& command) {
   static constexpr std::string_view kNames[] = {"status", "devices", "tags",  "assets",
                                                 "alerts", "ack",     "trend", "queue",
                                                 "models", "model",   "train", "spectrum",
-                                                "shadow"};
+                                                "shadow",   "ota"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlCommand>);
   return kNames[command.index()];
 }

@@ -321,6 +321,8 @@ struct Daemon::Impl {
   void on_uplink_online();
   // One model event: a log line and an outbox record (RecordKind::model, Lane::alert).
   void model_event(const std::string& asset, const std::string& event, std::vector<Metric> metrics);
+  void note_ota_event(const std::string& event, const std::vector<Metric>& metrics);
+  OtaInfo ota_info() const;  // `vibgate ota`
   void install_bundle(const std::string& id, ota::Verified verified,
                       std::shared_ptr<const analytics::Model> model,
                       const std::string& model_error);

@@ -16,6 +16,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "daemon_impl.hpp"
@@ -67,6 +68,7 @@ struct OtaRuntime {
   std::map<std::string, std::uint64_t> last_resume_hint;
   std::map<std::string, std::uint64_t> last_stray_chunk;
   std::set<std::string> busy;  // bundles between "complete" and "staged"/"refused"
+  std::map<std::string, OtaBundleInfo> recent;  // for `vibgate ota`, from the events
 };
 
 namespace {
@@ -117,6 +119,7 @@ void Daemon::Impl::model_event(const std::string& asset, const std::string& even
     spdlog::warn("ota: {} {}:{}", asset, event, line);
   else
     spdlog::info("ota: {} {}:{}", asset, event, line);
+  if (ota) note_ota_event(event, metrics);
   if (!store) return;
   storage::ModelEvent e;  // an alert-lane outbox entry of RecordKind::model
   e.asset = asset;
@@ -124,6 +127,63 @@ void Daemon::Impl::model_event(const std::string& asset, const std::string& even
   e.metrics.push_back(m_s("event", event));
   for (auto& m : metrics) e.metrics.push_back(std::move(m));
   store->submit_model_event(std::move(e));
+}
+
+// Keeps the state of recent bundles for `vibgate ota` (at most 32, the least recently updated
+// dropped). Loop thread.
+void Daemon::Impl::note_ota_event(const std::string& event, const std::vector<Metric>& metrics) {
+  auto str = [&metrics](const char* name) -> std::string {
+    for (const auto& m : metrics)
+      if (m.name == name)
+        if (const auto* v = std::get_if<std::string>(&m.value)) return *v;
+    return {};
+  };
+  auto num = [&metrics](const char* name) -> std::optional<std::uint64_t> {
+    for (const auto& m : metrics)
+      if (m.name == name)
+        if (const auto* v = std::get_if<std::int64_t>(&m.value))
+          return static_cast<std::uint64_t>(*v);
+    return std::nullopt;
+  };
+  const std::string id = str("bundle_id");
+  if (id.empty()) return;
+  OtaBundleInfo& b = ota->recent[id];
+  b.bundle_id = id;
+  b.updated_ms = now_ms();
+  if (event == "progress")
+    b.state = str("detail") == "resume after restart" ? "partial" : "receiving";
+  else if (event == "receiving" || event == "verified" || event == "staged" || event == "refused")
+    b.state = event;
+  if (auto v = num("next_offset")) b.next_offset = *v;
+  if (auto v = num("total")) {
+    b.total = *v;
+    if (event == "receiving") b.next_offset = 0;
+  }
+  if (event == "staged" || event == "verified") b.next_offset = b.total;
+  if (event == "refused") {
+    b.reason = str("reason");
+    b.detail = str("detail");
+  }
+  if (auto k = str("key_id"); !k.empty()) b.key_id = k;
+  if (auto v = num("sequence")) b.sequence = *v;
+  if (auto t = str("targets"); !t.empty()) b.targets = t;
+  while (ota->recent.size() > 32) {
+    auto oldest = ota->recent.begin();
+    for (auto i = ota->recent.begin(); i != ota->recent.end(); ++i)
+      if (i->second.updated_ms < oldest->second.updated_ms) oldest = i;
+    ota->recent.erase(oldest);
+  }
+}
+
+OtaInfo Daemon::Impl::ota_info() const {
+  OtaInfo info;
+  info.enabled = ota != nullptr;
+  if (!ota) return info;
+  for (const auto& [id, k] : ota->keys->keys) info.trusted_keys.push_back(id);
+  for (const auto& [id, b] : ota->recent) info.bundles.push_back(b);
+  std::sort(info.bundles.begin(), info.bundles.end(),
+            [](const OtaBundleInfo& x, const OtaBundleInfo& y) { return x.updated_ms > y.updated_ms; });
+  return info;
 }
 
 std::string Daemon::Impl::start_ota() {
