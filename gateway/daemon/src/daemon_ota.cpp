@@ -448,13 +448,16 @@ void Daemon::Impl::install_bundle(const std::string& id, ota::Verified v,
   if (!m.note.empty()) note += ": " + m.note;
   boost::asio::post(rt->worker, [rt, id, keys, seq = m.sequence, bytes = m.model, jobs, model,
                                  shadow_s, note, key_id = v.key_id] {
-    std::string err = rt->sequences_disk->set(keys, seq);
+    // Model files first, then the sequence: a crash in between leaves an unregistered file (the
+    // bundle can be sent again), never a recorded sequence without its model.
+    std::string err;
     for (const auto& j : jobs) {
-      if (!err.empty()) break;
       std::error_code ec;
       fs::create_directories(fs::path(j.path).parent_path(), ec);
       err = ota::write_file_durably(j.path, bytes, 0640);
+      if (!err.empty()) break;
     }
+    if (err.empty()) err = rt->sequences_disk->set(keys, seq);
     rt->staging->discard(id);
     to_loop(rt->link, [id, jobs, model, shadow_s, note, err, key_id](Daemon::Impl& d) {
       if (!d.ota) return;
