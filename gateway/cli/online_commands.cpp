@@ -7,11 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <ostream>
 #include <type_traits>

@@ -328,7 +328,8 @@ void AnalyticsWorker::apply_pending_shadow(Asset& a, std::size_t index) {
     pending_shadow_[index] = PendingShadow{};
   }
   if (!p.model) {
-    if (a.shadow) spdlog::info("analytics: asset '{}': shadow model {} cleared", a.name, a.shadow->id);
+    if (a.shadow)
+      spdlog::info("analytics: asset '{}': shadow model {} cleared", a.name, a.shadow->id);
     a.shadow.reset();
     return;
   }

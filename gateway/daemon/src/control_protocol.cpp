@@ -507,10 +507,9 @@ std::uint32_t decode_frame_length(std::string_view header) {
 }
 
 std::string_view command_name(const ControlCommand& command) {
-  static constexpr std::string_view kNames[] = {"status", "devices", "tags",  "assets",
-                                                "alerts", "ack",     "trend", "queue",
-                                                "models", "model",   "train", "spectrum",
-                                                "shadow",   "ota"};
+  static constexpr std::string_view kNames[] = {"status", "devices",  "tags",  "assets", "alerts",
+                                                "ack",    "trend",    "queue", "models", "model",
+                                                "train",  "spectrum", "shadow",   "ota"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlCommand>);
   return kNames[command.index()];
 }

@@ -547,13 +547,11 @@ void Daemon::Impl::on_trained(std::size_t index, std::shared_ptr<const analytics
 // the previous active version retired. Returns "" or one line.
 std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& version,
                                            std::string note) {
-  const auto records = store->models(a.key);
+  // model_versions: the store's rows and those submitted moments ago (not committed yet).
+  const auto records = model_versions(a);
   const storage::ModelRecord* target = nullptr;
   for (const auto& r : records)
     if (r.version == version) target = &r;
-  // A row submitted moments ago (not committed yet) is known from memory.
-  const auto submitted = a.submitted_records.find(version);
-  if (!target && submitted != a.submitted_records.end()) target = &submitted->second;
   std::string path = target ? target->path : models_dir(a) + "/v" + version + ".vgm";
   auto loaded = analytics::load_model(path);
   if (!loaded.model) return "model version " + version + ": " + loaded.error;

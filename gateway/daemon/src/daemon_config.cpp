@@ -333,8 +333,8 @@ DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& 
   }
   // The areas' parsers ignore tables they do not own; together every table must be known.
   static const std::set<std::string> kTables = {
-      "bus",    "device", "serial_sensor", "storage",    "uplink",
-      "daemon", "alarm",  "modbus_facade", "prometheus", "asset", "models", "ota"};
+      "bus",   "device",        "serial_sensor", "storage", "uplink", "daemon",
+      "alarm", "modbus_facade", "prometheus",    "asset",   "models", "ota"};
   for (const auto& [k, v] : root)
     if (!kTables.count(std::string(k.str()))) top.fail(k.str(), "unknown section");
   return c;

@@ -348,9 +348,9 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           return ok_reply(q);
         } else if constexpr (std::is_same_v<T, ModelsQuery>) {
           std::vector<ModelInfo> out;
-          for (const auto& a : points) {
+          for (auto& a : points) {
             if (!c.asset.empty() && a.cfg.name != c.asset && a.key != c.asset) continue;
-            const auto records = store->models(a.key);
+            const auto records = model_versions(a);
             if (records.empty()) {
               ModelInfo mi;
               mi.asset = a.key;
@@ -403,7 +403,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             // The highest stored version below the active one.
             const long cur = std::strtol(a.model_version.c_str(), nullptr, 10);
             long best = 0;
-            for (const auto& r : store->models(a.key)) {
+            for (const auto& r : model_versions(a)) {
               const long v = std::strtol(r.version.c_str(), nullptr, 10);
               if (v < cur && v > best) best = v;
             }
@@ -413,7 +413,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             version = std::to_string(best);
           } else {
             bool known = false;
-            for (const auto& r : store->models(a.key)) known |= r.version == version;
+            for (const auto& r : model_versions(a)) known |= r.version == version;
             if (!known)
               return error_reply("model promote: asset '" + a.key + "' has no version '" + version +
                                  "'");
@@ -465,14 +465,13 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             ModelInfo mi;
             mi.asset = a.key;
             mi.state = "training";
-            mi.note = c.stage
-                          ? "training from the stored windows in the range; the new version is "
-                            "staged and evaluated in shadow beside the active one for " +
-                                std::to_string(cfg.shadow.duration.count()) +
-                                " s, then promoted or rolled back (vibgate model list)"
-                          : "training from the stored windows in the range; the new version "
-                            "becomes active when done (vibgate model list shows it, or the "
-                            "error)";
+            mi.note = c.stage ? "training from the stored windows in the range; the new version is "
+                                "staged and evaluated in shadow beside the active one for " +
+                                    std::to_string(cfg.shadow.duration.count()) +
+                                    " s, then promoted or rolled back (vibgate model list)"
+                              : "training from the stored windows in the range; the new version "
+                                "becomes active when done (vibgate model list shows it, or the "
+                                "error)";
             out.push_back(std::move(mi));
             return ok_reply(std::move(out));
           }

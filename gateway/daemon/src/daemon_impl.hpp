@@ -282,7 +282,11 @@ struct Daemon::Impl {
   // Registers (or updates) a model version row, remembered in memory too, so start_shadow finds
   // it before the store has committed it. Thread: loop only.
   void register_model_version(PointRuntime& a, storage::ModelRecord rec);
-  // A version's row: the store's, else one this process submitted; nullopt when unknown.
+  // The point's model versions: the store's rows, overridden by (or completed with) the rows
+  // this process submitted since (the latest word; a read right after a submit may not see it),
+  // in creation order. Thread: loop only.
+  std::vector<storage::ModelRecord> model_versions(PointRuntime& a);
+  // A version's row (model_versions); nullopt when unknown.
   std::optional<storage::ModelRecord> find_model_version(PointRuntime& a,
                                                          const std::string& version);
   // Stops a running shadow evaluation (no-op without one): state "cancelled" with `reason`,

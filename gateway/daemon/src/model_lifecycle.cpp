@@ -26,8 +26,24 @@ std::string origin_text(const ShadowOrigin& o) {
   return s;
 }
 
-// "<outcome>; <how the version was made>" (the note column keeps both).
-std::string with_base(std::string outcome, const std::string& base) {
+// "<outcome>; <how the version was made>" (the note column keeps both). Outcomes of earlier
+// evaluations of the same version are dropped from `base`, so notes do not grow.
+std::string with_base(std::string outcome, std::string base) {
+  static constexpr std::string_view kOutcomes[] = {
+      "promoted after shadow", "rolled back after shadow", "rejected after shadow",
+      "shadow cancelled:", "promotion failed:"};
+  for (int guard = 0; guard < 16; ++guard) {
+    bool stripped = false;
+    for (auto o : kOutcomes) {
+      if (base.rfind(o, 0) == 0) {
+        const auto cut = base.find("; ");
+        base = cut == std::string::npos ? std::string() : base.substr(cut + 2);
+        stripped = true;
+        break;
+      }
+    }
+    if (!stripped) break;
+  }
   if (!base.empty()) {
     outcome += "; ";
     outcome += base;
@@ -54,21 +70,35 @@ void Daemon::Impl::register_model_version(PointRuntime& a, storage::ModelRecord 
   store->submit_model(std::move(rec));
 }
 
+std::vector<storage::ModelRecord> Daemon::Impl::model_versions(PointRuntime& a) {
+  auto rows = store->models(a.key);
+  for (auto& r : rows) {
+    const auto it = a.submitted_records.find(r.version);
+    if (it != a.submitted_records.end()) r = it->second;
+  }
+  for (const auto& [v, r] : a.submitted_records) {
+    if (std::none_of(rows.begin(), rows.end(),
+                     [&v = v](const storage::ModelRecord& x) { return x.version == v; }))
+      rows.push_back(r);
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const storage::ModelRecord& x, const storage::ModelRecord& y) {
+                     return x.created_ms < y.created_ms;
+                   });
+  return rows;
+}
+
 std::optional<storage::ModelRecord> Daemon::Impl::find_model_version(PointRuntime& a,
-                                                                      const std::string& version) {
-  for (auto& r : store->models(a.key))
+                                                                     const std::string& version) {
+  for (auto& r : model_versions(a))
     if (r.version == version) return r;
-  const auto it = a.submitted_records.find(version);
-  if (it != a.submitted_records.end()) return it->second;
   return std::nullopt;
 }
 
 std::string Daemon::Impl::next_model_version(PointRuntime& a) {
   long next = 0;
-  for (const auto& r : store->models(a.key))
+  for (const auto& r : model_versions(a))
     next = std::max(next, std::strtol(r.version.c_str(), nullptr, 10));
-  for (const auto& [v, r] : a.submitted_records)
-    next = std::max(next, std::strtol(v.c_str(), nullptr, 10));
   return std::to_string(next + 1);
 }
 
@@ -202,7 +232,7 @@ void Daemon::Impl::resume_shadows() {
     // The newest row in state "shadow" resumes; any older one (cannot normally happen) is
     // cancelled.
     std::vector<storage::ModelRecord> left;
-    for (const auto& r : store->models(a.key))
+    for (const auto& r : model_versions(a))
       if (r.state == "shadow") left.push_back(r);
     for (std::size_t i = 0; i < left.size(); ++i) {
       auto& r = left[i];
@@ -210,9 +240,10 @@ void Daemon::Impl::resume_shadows() {
       if (i + 1 == left.size()) {
         err = start_shadow(a.key, r.version, cfg.shadow, ShadowOrigin{"restart", ""});
         if (err.empty()) {
-          spdlog::info("asset '{}': shadow evaluation of version {} restarted after a daemon "
-                       "restart (full period of {} s again)",
-                       a.key, r.version, cfg.shadow.duration.count());
+          spdlog::info(
+              "asset '{}': shadow evaluation of version {} restarted after a daemon "
+              "restart (full period of {} s again)",
+              a.key, r.version, cfg.shadow.duration.count());
           continue;
         }
       } else {

@@ -77,8 +77,8 @@ ShadowDecision judge_shadow(const ShadowTally& t, const ShadowPolicy& p,
   }
   const double s = t.shadow_alarm_rate(), a = t.active_alarm_rate();
   const double limit = std::max(p.max_alarm_ratio * a, a + p.alarm_margin);
-  const std::string numbers = std::to_string(t.windows) + " windows, alarm rate " + percent(s) +
-                              " vs active " + percent(a);
+  const std::string numbers =
+      std::to_string(t.windows) + " windows, alarm rate " + percent(s) + " vs active " + percent(a);
   if (s > limit) {
     d.outcome = ShadowOutcome::reject;
     d.reason = "rolled back after shadow: " + numbers + " (limit " + percent(limit) + ")";

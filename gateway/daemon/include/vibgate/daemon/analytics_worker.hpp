@@ -109,8 +109,8 @@ class AnalyticsWorker {
     std::uint64_t dropped_blocks = 0;   // queue full at submit(), or discarded by stop()
     std::uint64_t rejected_blocks = 0;  // wrong sample rate, or a scoring error
     std::uint64_t unknown_channel_blocks = 0;
-    std::uint64_t gaps = 0;           // stream restarts (gap_before, drop or rejection)
-    std::uint64_t result_errors = 0;  // exceptions thrown by on_result (logged, swallowed)
+    std::uint64_t gaps = 0;            // stream restarts (gap_before, drop or rejection)
+    std::uint64_t result_errors = 0;   // exceptions thrown by on_result (logged, swallowed)
     std::uint64_t shadow_windows = 0;  // windows also scored by a shadow model
     std::size_t queue_depth = 0;
     std::size_t max_queue_depth = 0;

@@ -147,7 +147,7 @@ struct AssetInfo {
   double learning_progress = 0.0;     // 0..1 while model_state is "learning"
   bool acknowledged = false;          // the active alert was acknowledged
   std::uint64_t active_alert_id = 0;  // 0 = none
-  std::string shadow_version;         // version in shadow evaluation ("" = none)
+  std::string shadow_version{};       // version in shadow evaluation ("" = none)
   double shadow_score = 0.0;          // the shadow model's latest score
   double shadow_progress = 0.0;       // 0..1 of the evaluation period
 };

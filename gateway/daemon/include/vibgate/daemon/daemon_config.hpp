@@ -78,9 +78,9 @@ struct DaemonConfig {
   std::string state_dir = "/var/lib/vibgate";
   std::string control_socket = "/run/vibgate/vibgate.sock";
   unsigned control_socket_mode = 0660;
-  std::string control_socket_group;  // "" = keep the daemon's group
-  std::string log_level = "info";    // trace, debug, info, warn, error
-  std::size_t analytics_queue_blocks = 0;  // 0: 16 per vibration channel, at least 64
+  std::string control_socket_group;                 // "" = keep the daemon's group
+  std::string log_level = "info";                   // trace, debug, info, warn, error
+  std::size_t analytics_queue_blocks = 0;           // 0: 16 per vibration channel, at least 64
   std::chrono::milliseconds result_interval{1000};  // per asset, the highest-score window of
                                                     // each interval is stored and uplinked
   double snapshot_s = 1.0;        // seconds of raw waveform stored with every raised alert
