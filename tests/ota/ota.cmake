@@ -7,6 +7,12 @@ target_link_libraries(ota_bundle_test PRIVATE vibgate::ota vibgate_build_flags G
 target_compile_definitions(ota_bundle_test PRIVATE VIBGATE_OTA_TEST_DIR="${CMAKE_CURRENT_BINARY_DIR}")
 add_test(NAME ota_bundle_test COMMAND ota_bundle_test)
 set_tests_properties(ota_bundle_test PROPERTIES ENVIRONMENT "${VIBGATE_TEST_ENV}" TIMEOUT 60)
+# ota_control_test (tests/ota/ota_control_test.cpp): `vibgate ota`'s control request (24) and
+# answer (22) through the control-socket codec, every field.
+add_executable(ota_control_test ota/ota_control_test.cpp)
+target_link_libraries(ota_control_test PRIVATE vibgate_daemon vibgate_build_flags GTest::gtest_main)
+add_test(NAME ota_control_test COMMAND ota_control_test)
+set_tests_properties(ota_control_test PROPERTIES ENVIRONMENT "${VIBGATE_TEST_ENV}" TIMEOUT 60)
 # The whole path (tests/ota/test_ota.py): real vibgated + simulator + mosquitto, bundles signed
 # with the CLI, delivered in chunks by tests/ota/ota_sender.py (JSON and Sparkplug), every kind of
 # bad bundle refused, SIGKILL mid-transfer and resume. About 1 minute.
