@@ -8,6 +8,7 @@
 // Threads: chunk and file work runs on one OTA worker thread (BundleStaging is not thread-safe and
 // is touched only there); decisions that need the daemon's state run on the loop. Results come
 // back to the loop through OtaLink, which the daemon closes before it goes away.
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -200,6 +201,7 @@ std::string Daemon::Impl::start_ota() {
            ": no valid key (each *.pub holds one Ed25519 public key as 64 hex digits); "
            "add one or set [ota] enabled = false";
   auto rt = std::make_shared<OtaRuntime>();
+  boost::asio::post(rt->worker, [] { pthread_setname_np(pthread_self(), "vg-ota"); });
   rt->keys = keys;
   rt->dir = cfg.state_dir + "/ota";
   rt->staging = std::make_unique<ota::BundleStaging>(rt->dir, cfg.ota.max_bundle_bytes);
