@@ -12,9 +12,12 @@
 #include <variant>
 #include <vector>
 
+#include "cli/online_commands.hpp"
+#include "sparkplug.hpp"  // uplink/src: the Sparkplug device model (internal to uplink)
 #include "vibgate/analytics/detector.hpp"
 #include "vibgate/analytics/synth.hpp"
 #include "vibgate/daemon/analytics_worker.hpp"
+#include "vibgate/daemon/control_protocol.hpp"
 #include "vibgate/daemon/model_shadow.hpp"
 
 namespace vibgate::daemon {
@@ -156,6 +159,98 @@ TEST(ModelEvent, CarriesEveryMetricWithStableTypes) {
   const auto f = make_model_event(j);
   EXPECT_EQ(std::get<std::string>(f.metrics[1].value), "fan1");
   EXPECT_GT(f.wall_ms, 1'700'000'000'000);
+}
+
+// A model event on a device that also has results and alerts gets metrics of its own
+// ("model/event" beside "alert/event"), and a DBIRTH announces them.
+TEST(ModelEvent, SparkplugAnnouncesModelMetricsBesideTheOthers) {
+  uplink::spb::NodeModel node;
+  UplinkRecord alert;
+  alert.kind = RecordKind::alert;
+  alert.lane = Lane::alert;
+  alert.asset = "pump2";
+  alert.metrics = {{"event", std::string("raised")}, {"reason", std::string("score")}};
+  EXPECT_TRUE(node.learn(alert));
+  ModelEventInfo i;
+  i.event = "promoted";
+  i.asset = "pump2";
+  i.version = "2";
+  const auto e = make_model_event(i);
+  UplinkRecord rec;
+  rec.kind = RecordKind::model;
+  rec.lane = Lane::alert;
+  rec.asset = e.asset;
+  rec.metrics = e.metrics;
+  EXPECT_TRUE(node.learn(rec));   // new metrics: a DBIRTH first
+  EXPECT_FALSE(node.learn(rec));  // known now
+  // A result metric of the same short name stays a metric of its own (kinds never share).
+  UplinkRecord result;
+  result.kind = RecordKind::result;
+  result.asset = "pump2";
+  result.metrics = {{"version", std::string("r")}};
+  EXPECT_TRUE(node.learn(result));
+  const auto* dev = node.device("pump2");
+  ASSERT_NE(dev, nullptr);
+  EXPECT_EQ(std::get<std::string>(*dev->metrics[dev->by_name.at("model/version")].last), "2");
+  EXPECT_EQ(std::get<std::string>(*dev->metrics[dev->by_name.at("result/version")].last), "r");
+  for (const char* name : {"model/event", "model/version", "model/shadow_windows",
+                           "model/shadow_alarm_rate", "alert/event", "result/score"})
+    EXPECT_EQ(dev->by_name.count(name), 1u) << name;
+  const auto& ev = dev->metrics[dev->by_name.at("model/event")];
+  EXPECT_EQ(std::get<std::string>(*ev.last), "promoted");
+  EXPECT_EQ(std::get<std::string>(*dev->metrics[dev->by_name.at("alert/event")].last), "raised");
+  EXPECT_EQ(std::string(to_string(RecordKind::model)), "model");
+}
+
+// ---- control socket and CLI ----
+
+TEST(ShadowControl, CommandsAndFieldsSurviveTheWire) {
+  const std::string f1 = encode_request_frame({9, ShadowCommand{"pump2:de", "4", 600, ""}});
+  const auto r1 = decode_request(std::string_view(f1).substr(kControlFrameHeader));
+  ASSERT_TRUE(r1 && std::holds_alternative<ShadowCommand>(r1->command));
+  const auto& c1 = std::get<ShadowCommand>(r1->command);
+  EXPECT_EQ(c1.asset, "pump2:de");
+  EXPECT_EQ(c1.version, "4");
+  EXPECT_EQ(c1.duration_s, 600u);
+  EXPECT_EQ(c1.file, "");
+  EXPECT_EQ(command_name(r1->command), "shadow");
+  const std::string f2 =
+      encode_request_frame({10, ShadowCommand{"fan1", "", 0, "/var/lib/vibgate/in/m.vgm"}});
+  const auto r2 = decode_request(std::string_view(f2).substr(kControlFrameHeader));
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(std::get<ShadowCommand>(r2->command).file, "/var/lib/vibgate/in/m.vgm");
+  TrainCommand t;
+  t.asset = "fan1";
+  t.from_ms = 1000;
+  t.to_ms = 2000;
+  t.stage = true;
+  const std::string f3 = encode_request_frame({11, t});
+  const auto r3 = decode_request(std::string_view(f3).substr(kControlFrameHeader));
+  ASSERT_TRUE(r3);
+  EXPECT_TRUE(std::get<TrainCommand>(r3->command).stage);
+
+  ControlReply rep;
+  rep.id = 3;
+  rep.ok = true;
+  AssetInfo a;
+  a.name = "fan1";
+  a.model_state = "scoring";
+  a.model_version = "3";
+  a.shadow_version = "4";
+  a.shadow_score = 0.31;
+  a.shadow_progress = 0.42;
+  rep.payload = std::vector<AssetInfo>{a};
+  const std::string f4 = encode_reply_frame(rep);
+  const auto back = decode_reply(std::string_view(f4).substr(kControlFrameHeader));
+  ASSERT_TRUE(back);
+  const auto& assets = std::get<std::vector<AssetInfo>>(back->payload);
+  ASSERT_EQ(assets.size(), 1u);
+  EXPECT_EQ(assets[0].shadow_version, "4");
+  EXPECT_EQ(assets[0].shadow_score, 0.31);
+  EXPECT_EQ(assets[0].shadow_progress, 0.42);
+  // `vibgate assets` shows the shadow version, its progress and latest score.
+  const std::string table = cli::render_assets(assets, 0);
+  EXPECT_NE(table.find("scoring, shadow v4 42% 0.31"), std::string::npos) << table;
 }
 
 // ---- the worker ----

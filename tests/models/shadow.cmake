@@ -3,7 +3,8 @@
 # the analytics worker's shadow scoring on real synthetic machines.
 add_executable(model_shadow_test models/model_shadow_test.cpp)
 target_link_libraries(model_shadow_test
-  PRIVATE vibgate_daemon vibgate::analytics vibgate_build_flags GTest::gtest_main)
+  PRIVATE vibgate_gateway vibgate_daemon vibgate::analytics vibgate_build_flags GTest::gtest_main)
+target_include_directories(model_shadow_test PRIVATE ${PROJECT_SOURCE_DIR}/uplink/src)
 add_test(NAME model_shadow_test COMMAND model_shadow_test)
 set_tests_properties(model_shadow_test PROPERTIES ENVIRONMENT "${VIBGATE_TEST_ENV}" TIMEOUT 300)
 # System: simulator + daemon + mosquitto + CLI: a good version promoted, a bad one rolled back,

@@ -444,7 +444,6 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             return error_reply("train: --stage: asset '" + a.key +
                                "' has no active model yet (still learning): a shadow evaluation "
                                "needs one to compare against");
-          cancel_shadow(a, "operator started a training");
           if (c.from_ms > 0 || c.to_ms > 0) {
             if (!(c.from_ms > 0 && c.to_ms > c.from_ms))
               return error_reply("train: the time range is empty (--from must be before --to)");
@@ -459,6 +458,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
               return error_reply("train: asset '" + a.key +
                                  "' has delivered no samples yet (its sample rate is unknown)");
             }
+            cancel_shadow(a, "operator started a training");
             a.stage_next_training = c.stage;
             train_from_history(a, std::move(f), c.from_ms, c.to_ms);
             std::vector<ModelInfo> out;
@@ -478,6 +478,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
           if (!worker) return error_reply("train: no analytics running");
           analytics::FeatureConfig f = a.cfg.features;
           f.sample_rate_hz = 0;
+          cancel_shadow(a, "operator started a relearning");
           if (std::string e = worker->start_learning(a.key, f); !e.empty())
             return error_reply(std::move(e));
           a.rows.clear();

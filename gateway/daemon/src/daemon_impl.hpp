@@ -268,7 +268,8 @@ struct Daemon::Impl {
   //            activate_version does: a model file is a few KB) and must pass
   //            analytics::check_compatible against the active model's feature configuration.
   //   policy:  normally cfg.shadow ([models] in the configuration); validate()d here.
-  //   origin:  who asked (logged, in the note and in the events; bundle_id for OTA).
+  //   origin:  who asked (logged and in the shadow_started reason); origin.bundle_id goes into
+  //            every event of this evaluation (shadow_started, promoted/rolled_back, cancelled).
   // On success the version's state becomes "shadow", the analytics worker scores every window
   // with it beside the active model, a "shadow_started" event is logged/stored/uplinked, and
   // the tick later promotes it (activate_version, event "promoted") or rejects it (state
@@ -277,6 +278,13 @@ struct Daemon::Impl {
   // Returns "" or a one-line error and then changes nothing: unknown point, no active model
   // (still learning), unknown version, the active version, unreadable/invalid file,
   // incompatible features, bad policy, no analytics worker. Thread: loop only.
+  // OTA use, once the bundle's model file is written (e.g. under models_dir(p)):
+  //   storage::ModelRecord rec;  rec.version = next_model_version(p);  rec.state = "staged";
+  //   rec.created_ms = now_ms();  rec.path = file;  rec.note = "bundle <id> (<signer>)";
+  //   rec.feature_hash = std::to_string(model.features.hash());
+  //   register_model_version(p, rec);
+  //   std::string err = start_shadow(p.key, rec.version, cfg.shadow, ShadowOrigin{"ota", id});
+  //   (err: report "bundle_refused" with report_model_event and mark the row as you see fit.)
   std::string start_shadow(const std::string& point, const std::string& version,
                            const ShadowPolicy& policy, const ShadowOrigin& origin);
   // Registers (or updates) a model version row, remembered in memory too, so start_shadow finds
