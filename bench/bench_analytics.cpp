@@ -13,6 +13,8 @@
 //                               forward → score), cycling through 32 different windows
 //   BM_int8_inference[_scalar]  QuantizedNetwork::forward only (automatic = AVX2 when available)
 //   BM_float_inference          FloatNetwork::forward only
+//   BM_{int8,float}_inference_pruned/prune_pct:P   the same on the model trained with P % of every
+//                               layer's weights pruned (P = 0, 50, 90; docs/model.md "Pruning")
 //   BM_train_1h_25k6/hop:H      feature extraction + build_model on 1 h of healthy 25.6 kHz data
 //                               (hop 1024/2048/4096: 89 997/44 999/22 500 windows); opt-in
 //                               (VIBGATE_BENCH_TRAIN=1), counters features_s / train_s (wall),
@@ -38,6 +40,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <exception>
+#include <map>
 #include <memory>
 #include <numbers>
 #include <span>
@@ -263,6 +266,83 @@ void BM_float_inference(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_float_inference)->Unit(benchmark::kMicrosecond);
+
+// ---------------------------------------------------------------- 3b. pruned models
+
+// The benchmark model's training (same 200 healthy windows, default options, seed 1) with
+// magnitude pruning of `percent` % of every layer's weights (docs/model.md, "Pruning"); 0 is the
+// dense model trained again, for a paired comparison. Same split, so the same standardization as
+// bench_model(), and standardized_inputs() apply.
+std::shared_ptr<const an::Model> pruned_model(int percent) {
+  static std::map<int, std::shared_ptr<const an::Model>> models;
+  auto& m = models[percent];
+  if (!m) {
+    const an::FeatureConfig cfg = bench_config();
+    const std::vector<float> x = synth_samples(an::DefectKind::none, kTrainWindows, 3);
+    an::FeatureExtractor ex(cfg);
+    an::Features f;
+    std::vector<std::vector<float>> rows;
+    for (std::size_t i = 0; i < kTrainWindows; ++i) {
+      ex.extract(window_at(x, i), f);
+      std::vector<float> row(ex.model_input_size());
+      ex.model_input(f, row);
+      rows.push_back(std::move(row));
+    }
+    an::TrainOptions opt;
+    opt.prune_fraction = percent / 100.0;
+    an::TrainingSummary summary;
+    summary.source = "bench synth healthy";
+    m = std::make_shared<const an::Model>(
+        an::build_model(cfg, rows, opt, an::ThresholdRule{}, summary));
+  }
+  return m;
+}
+
+// int8 / float inference of a pruned model: the dense kernels multiply the zeros like any other
+// weight, so the time should not change with the prune fraction (counter nonzero_weights).
+void BM_int8_inference_pruned(benchmark::State& state) {
+  const auto model = pruned_model(static_cast<int>(state.range(0)));
+  const auto& zs = standardized_inputs();
+  const an::QuantizedNetwork& net = model->int8_net;
+  std::vector<float> y(net.output_size());
+  std::vector<std::int8_t> scratch(net.scratch_size());
+  std::size_t i = 0;
+  for (auto _ : state) {
+    net.forward(zs[i], y, scratch);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    i = (i + 1) % zs.size();
+  }
+  state.counters["nonzero_weights"] = model->summary.nonzero_weights;
+}
+BENCHMARK(BM_int8_inference_pruned)
+    ->ArgName("prune_pct")
+    ->Arg(0)
+    ->Arg(50)
+    ->Arg(90)
+    ->Unit(benchmark::kMicrosecond);
+
+void BM_float_inference_pruned(benchmark::State& state) {
+  const auto model = pruned_model(static_cast<int>(state.range(0)));
+  const auto& zs = standardized_inputs();
+  const an::FloatNetwork& net = model->float_net;
+  std::vector<float> y(net.output_size());
+  std::vector<float> scratch(2 * net.max_width());
+  std::size_t i = 0;
+  for (auto _ : state) {
+    net.forward(zs[i], y, scratch);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    i = (i + 1) % zs.size();
+  }
+  state.counters["nonzero_weights"] = model->summary.nonzero_weights;
+}
+BENCHMARK(BM_float_inference_pruned)
+    ->ArgName("prune_pct")
+    ->Arg(0)
+    ->Arg(50)
+    ->Arg(90)
+    ->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------- 4. training on 1 h of data
 

@@ -150,6 +150,16 @@ if flt and int8:
               f"{flt / int8_scalar:.2f}")
 else:
     na("float_over_int8_inference", "benchmark missing")
+for kind in ("int8", "float"):  # context, not a requirement (docs/model.md "Pruning")
+    dense = us(f"BM_{kind}_inference_pruned/prune_pct:0")
+    cdense = us(f"BM_{kind}_inference_pruned/prune_pct:0", "cpu_time")
+    parts = [f"{pct} % pruned {t / dense:.2f} (CPU time {c / cdense:.2f})" for pct in (50, 90)
+             for t, c in [(us(f"BM_{kind}_inference_pruned/prune_pct:{pct}"),
+                           us(f"BM_{kind}_inference_pruned/prune_pct:{pct}", "cpu_time"))]
+             if dense and t and cdense and c]
+    if parts:
+        print(f"# {kind} inference, pruned model / dense model (the kernels do not skip zeros): "
+              + ", ".join(parts))
 
 train = sorted((b for n, b in bench.items() if n.startswith("BM_train_1h_25k6")),
                key=lambda b: b.get("per_family_instance_index", 0))

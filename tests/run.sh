@@ -11,6 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/deploy/install-deps.sh"
+. "$root/deploy/ccache-env.sh"
 jobs="${VIBGATE_JOBS:-2}"
 
 echo "== release build and unit tests"

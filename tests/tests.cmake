@@ -101,5 +101,8 @@ set_tests_properties(storage_faults PROPERTIES RUN_SERIAL TRUE TIMEOUT 300)
 # build.
 set_tests_properties(poller_peers uplink_outage daemon_e2e crash_loop network_faults
                      storage_faults PROPERTIES LABELS system)
+include(${CMAKE_CURRENT_SOURCE_DIR}/analytics/onnx.cmake)
+include(${CMAKE_CURRENT_SOURCE_DIR}/analytics/prune.cmake)
+include(${CMAKE_CURRENT_SOURCE_DIR}/analytics/drift.cmake)
 include(${CMAKE_CURRENT_SOURCE_DIR}/models/shadow.cmake)
 include(${CMAKE_CURRENT_SOURCE_DIR}/ota/ota.cmake)

@@ -2,9 +2,38 @@
 #include "vibgate/analytics/dense.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace vibgate::analytics {
+
+const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::relu:
+      return "relu";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::sigmoid:
+      return "sigmoid";
+    case Activation::linear:
+      break;
+  }
+  return "linear";
+}
+
+float activate(Activation a, float x) {
+  switch (a) {
+    case Activation::relu:
+      return std::max(x, 0.0f);
+    case Activation::tanh:
+      return std::tanh(x);
+    case Activation::sigmoid:
+      return 1.0f / (1.0f + std::exp(-x));
+    case Activation::linear:
+      break;
+  }
+  return x;
+}
 
 void Normalizer::apply(std::span<const float> x, std::span<float> z) const {
   for (std::size_t i = 0; i < x.size(); ++i) z[i] = (x[i] - mean[i]) / std[i];
@@ -37,7 +66,7 @@ void FloatNetwork::forward(std::span<const float> z, std::span<float> y,
       const float* row = &L.weights[j * L.in];
       float acc = L.bias[j];
       for (std::size_t i = 0; i < L.in; ++i) acc += row[i] * a[i];
-      b[j] = std::clamp(L.relu ? std::max(acc, 0.0f) : acc, L.out_lo, L.out_hi);
+      b[j] = std::clamp(activate(L.activation, acc), L.out_lo, L.out_hi);
     }
     std::swap(a, b);
   }
@@ -51,7 +80,10 @@ void FloatNetwork::calibrate(const std::vector<std::vector<float>>& rows, float 
   for (auto& L : layers_) {
     L.out_lo = -inf;
     L.out_hi = inf;
+    L.pre_lo = -inf;
+    L.pre_hi = inf;
   }
+  // lo/hi[l + 1]: layer l's output range, or its pre-activation range for tanh/sigmoid layers.
   std::vector<float> lo(layers_.size() + 1, inf), hi(layers_.size() + 1, -inf);
   std::vector<float> a, b;
   for (const auto& row : rows) {
@@ -66,9 +98,10 @@ void FloatNetwork::calibrate(const std::vector<std::vector<float>>& rows, float 
       for (std::size_t j = 0; j < L.out; ++j) {
         float acc = L.bias[j];
         for (std::size_t i = 0; i < L.in; ++i) acc += L.weights[j * L.in + i] * a[i];
-        b[j] = L.relu ? std::max(acc, 0.f) : acc;
-        lo[l + 1] = std::min(lo[l + 1], b[j]);
-        hi[l + 1] = std::max(hi[l + 1], b[j]);
+        b[j] = activate(L.activation, acc);
+        const float seen = uses_lut(L.activation) ? acc : b[j];
+        lo[l + 1] = std::min(lo[l + 1], seen);
+        hi[l + 1] = std::max(hi[l + 1], seen);
       }
       a.swap(b);
     }
@@ -80,8 +113,19 @@ void FloatNetwork::calibrate(const std::vector<std::vector<float>>& rows, float 
     out_hi = h + pad;
   };
   widen(0, false, input_lo_, input_hi_);
-  for (std::size_t l = 0; l < layers_.size(); ++l)
-    widen(l + 1, layers_[l].relu, layers_[l].out_lo, layers_[l].out_hi);
+  for (std::size_t l = 0; l < layers_.size(); ++l) {
+    auto& L = layers_[l];
+    if (!uses_lut(L.activation)) {
+      widen(l + 1, L.activation == Activation::relu, L.out_lo, L.out_hi);
+      continue;
+    }
+    widen(l + 1, false, L.pre_lo, L.pre_hi);
+    if (!(L.pre_hi - L.pre_lo >= 1e-6f)) L.pre_hi = L.pre_lo + 1e-6f;  // as the int8 scale floor
+    L.out_lo = activate(L.activation, L.pre_lo);
+    L.out_hi = activate(L.activation, L.pre_hi);
+    if (!(L.out_lo < L.out_hi))
+      L.out_hi = std::nextafter(L.out_lo, std::numeric_limits<float>::infinity());
+  }
 }
 
 float mean_squared_error(std::span<const float> a, std::span<const float> b) {

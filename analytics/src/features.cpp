@@ -396,6 +396,10 @@ void FeatureExtractor::extract(std::span<const float> x, Features& out) {
 
 void FeatureExtractor::model_input(const Features& f, std::span<float> out) const {
   if (out.size() != input_size_) throw std::invalid_argument("model input: wrong size");
+  model_input_of(config_, f, out);
+}
+
+void model_input_of(const FeatureConfig& config, const Features& f, std::span<float> out) {
   std::size_t i = 0;
   out[i++] = lg(f.rms);
   out[i++] = lg(f.peak);
@@ -404,9 +408,77 @@ void FeatureExtractor::model_input(const Features& f, std::span<float> out) cons
   out[i++] = lg(f.kurtosis);
   out[i++] = lg(f.velocity_rms_mm_s);
   for (double b : f.band_log_energy) out[i++] = static_cast<float>(b);
-  out[i++] = static_cast<float>(f.spectral_centroid_hz / (config_.sample_rate_hz / 2));
+  out[i++] = static_cast<float>(f.spectral_centroid_hz / (config.sample_rate_hz / 2));
   for (double a : f.shaft_harmonics) out[i++] = lg(a);
   for (double a : f.envelope_amplitudes) out[i++] = lg(a);
+}
+
+std::string model_inputs_from_columns(const FeatureConfig& config,
+                                      const std::vector<std::string>& columns,
+                                      const std::vector<std::vector<double>>& rows,
+                                      std::vector<std::vector<float>>& out) {
+  // The `vibgate features --model-input` CSV: the model inputs themselves, under their own names.
+  if (const auto inputs = model_input_names(config); columns == inputs) {
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      const auto& v = rows[r];
+      if (v.size() != inputs.size())
+        return "row " + std::to_string(r) + " has " + std::to_string(v.size()) +
+               " values, expected " + std::to_string(inputs.size());
+      std::vector<float> row(v.size());
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        row[i] = static_cast<float>(v[i]);
+        if (!std::isfinite(v[i]) || !std::isfinite(row[i]))
+          return "row " + std::to_string(r) + " holds a non-finite value";
+      }
+      out.push_back(std::move(row));
+    }
+    return {};
+  }
+  const auto want = feature_column_names(config);
+  if (columns != want) {
+    std::size_t i = 0;
+    while (i < columns.size() && i < want.size() && columns[i] == want[i]) ++i;
+    return "feature columns do not match the asset's configuration at column " + std::to_string(i) +
+           " ('" + (i < columns.size() ? columns[i] : std::string("(none)")) + "', expected '" +
+           (i < want.size() ? want[i] : std::string("(none)")) + "')";
+  }
+  const std::size_t bands = config.resolved_band_edges().size() - 1;
+  const std::size_t shaft = config.shaft_hz ? 3 : 0;
+  const std::size_t env = config.bearing ? 4 * config.defect_harmonics : 0;
+  const std::size_t d = model_input_names(config).size();
+  Features f;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const auto& v = rows[r];
+    if (v.size() != want.size())
+      return "row " + std::to_string(r) + " has " + std::to_string(v.size()) +
+             " values, expected " + std::to_string(want.size());
+    for (double x : v)
+      if (!std::isfinite(x)) return "row " + std::to_string(r) + " holds a non-finite value";
+    std::size_t i = 0;
+    f.rms = v[i++];
+    f.peak = v[i++];
+    f.peak_to_peak = v[i++];
+    f.crest_factor = v[i++];
+    f.skewness = v[i++];
+    f.kurtosis = v[i++];
+    f.velocity_rms_mm_s = v[i++];
+    ++i;  // iso_zone: not a model input
+    f.spectral_centroid_hz = v[i++];
+    f.dominant_hz = v[i++];
+    f.dominant_amplitude = v[i++];
+    f.band_log_energy.assign(v.begin() + static_cast<std::ptrdiff_t>(i),
+                             v.begin() + static_cast<std::ptrdiff_t>(i + bands));
+    i += bands;
+    f.shaft_harmonics.assign(v.begin() + static_cast<std::ptrdiff_t>(i),
+                             v.begin() + static_cast<std::ptrdiff_t>(i + shaft));
+    i += shaft;
+    f.envelope_amplitudes.assign(v.begin() + static_cast<std::ptrdiff_t>(i),
+                                 v.begin() + static_cast<std::ptrdiff_t>(i + env));
+    std::vector<float> row(d);
+    model_input_of(config, f, row);
+    out.push_back(std::move(row));
+  }
+  return {};
 }
 
 }  // namespace vibgate::analytics

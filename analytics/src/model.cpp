@@ -30,12 +30,12 @@ double quantile(std::vector<float> v, double q) {
   return v[i] + (pos - static_cast<double>(i)) * (v[j] - v[i]);
 }
 
-float threshold_from(const std::vector<float>& all, const std::vector<std::size_t>& val,
-                     const ThresholdRule& rule) {
-  float vmax = 0;
-  for (auto i : val) vmax = std::max(vmax, all[i]);
-  const double t = rule.margin * std::max(quantile(all, rule.quantile), static_cast<double>(vmax));
-  return static_cast<float>(std::max(t, 1e-9));
+// Activation ↔ the file's code (0 is the legacy relu flag, never written for tanh/sigmoid).
+std::uint32_t activation_code(Activation a) { return static_cast<std::uint32_t>(a) + 1; }
+Activation activation_from(std::uint32_t code, bool legacy_relu) {
+  if (code == 0) return legacy_relu ? Activation::relu : Activation::linear;
+  if (code > 4) throw std::invalid_argument("unknown activation code " + std::to_string(code));
+  return static_cast<Activation>(code - 1);
 }
 
 std::uint32_t crc32(const std::string& s) {
@@ -102,11 +102,49 @@ FeatureConfig from_pb(const pb::FeatureConfig& p) {
   return c;
 }
 
+// ---- drift reference <-> protobuf (docs/model.md, "Drift") ----
+void to_pb(const DriftHistogram& h, pb::DriftHistogram* p) {
+  for (float e : h.edges) p->add_edges(e);
+  for (float v : h.proportions) p->add_proportions(v);
+}
+DriftHistogram from_pb(const pb::DriftHistogram& p) {
+  DriftHistogram h;
+  h.edges.assign(p.edges().begin(), p.edges().end());
+  h.proportions.assign(p.proportions().begin(), p.proportions().end());
+  return h;
+}
+void drift_to_pb(const DriftReference& r, pb::Model& p) {
+  if (r.empty()) return;
+  auto* d = p.mutable_drift();
+  to_pb(r.score, d->mutable_score());
+  for (const auto& h : r.features) to_pb(h, d->add_features());
+  d->set_rows(r.rows);
+  d->set_score_rows(r.score_rows);
+}
+DriftReference drift_from_pb(const pb::Model& p) {
+  DriftReference r;
+  if (!p.has_drift()) return r;
+  r.score = from_pb(p.drift().score());
+  for (const auto& h : p.drift().features()) r.features.push_back(from_pb(h));
+  r.rows = p.drift().rows();
+  r.score_rows = p.drift().score_rows();
+  return r;
+}
+
 bool all_finite(const std::vector<float>& v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
 }
 
 }  // namespace
+
+float threshold_from_errors(const std::vector<float>& all, const std::vector<std::size_t>& val,
+                            const ThresholdRule& rule) {
+  if (all.empty()) return 1e-9f;
+  float vmax = 0;
+  for (auto i : val) vmax = std::max(vmax, all[i]);
+  const double t = rule.margin * std::max(quantile(all, rule.quantile), static_cast<double>(vmax));
+  return static_cast<float>(std::max(t, 1e-9));
+}
 
 Model build_model(const FeatureConfig& features, const std::vector<std::vector<float>>& rows,
                   const TrainOptions& train, const ThresholdRule& rule, TrainingSummary summary) {
@@ -135,8 +173,12 @@ Model build_model(const FeatureConfig& features, const std::vector<std::vector<f
     m.int8_net.forward(z[i], y, qs);
     eq[i] = mean_squared_error(z[i], y);
   }
-  m.threshold_float = threshold_from(ef, t.validation_index, rule);
-  m.threshold_int8 = threshold_from(eq, t.validation_index, rule);
+  m.threshold_float = threshold_from_errors(ef, t.validation_index, rule);
+  m.threshold_int8 = threshold_from_errors(eq, t.validation_index, rule);
+
+  // Drift reference, binned as the daemon will bin: the inputs of every row (training and
+  // validation), the score of the validation rows (the network was not trained on them).
+  m.drift = make_drift_reference(m, rows, t.validation_index);
 
   summary.windows = rows.size();
   summary.seed = train.seed;
@@ -147,6 +189,8 @@ Model build_model(const FeatureConfig& features, const std::vector<std::vector<f
   std::ostringstream r;
   r << rule.margin << " x max(q" << rule.quantile << " of training errors, max validation error)";
   summary.threshold_rule = r.str();
+  summary.prune_fraction = static_cast<float>(train.prune_fraction);
+  summary.nonzero_weights = nonzero_weights(m.float_net);
   m.summary = std::move(summary);
   return m;
 }
@@ -165,7 +209,9 @@ std::string save_model(const Model& m, const std::string& path) {
     q->set_out(static_cast<std::uint32_t>(L.out));
     for (float v : L.weights) q->add_weights(v);
     for (float v : L.bias) q->add_bias(v);
-    q->set_relu(L.relu);
+    // relu/linear keep the legacy flag only, so trained model files stay byte-identical.
+    q->set_relu(L.activation == Activation::relu);
+    if (uses_lut(L.activation)) q->set_activation(activation_code(L.activation));
     q->set_out_lo(L.out_lo);
     q->set_out_hi(L.out_hi);
   }
@@ -185,11 +231,18 @@ std::string save_model(const Model& m, const std::string& path) {
     q->set_input_zero_point(L.input.zero_point);
     q->set_output_scale(L.output.scale);
     q->set_output_zero_point(L.output.zero_point);
-    q->set_relu(L.relu);
+    q->set_relu(L.activation == Activation::relu);
+    if (uses_lut(L.activation)) {
+      q->set_activation(activation_code(L.activation));
+      q->set_lut(std::string(reinterpret_cast<const char*>(L.lut.data()), L.lut.size()));
+      q->set_pre_scale(L.pre.scale);
+      q->set_pre_zero_point(L.pre.zero_point);
+    }
   }
   p.set_threshold_float(m.threshold_float);
   p.set_threshold_int8(m.threshold_int8);
   p.set_warning_level(m.warning_level);
+  if (m.origin != "trained") p.set_origin(m.origin);
   auto* s = p.mutable_summary();
   s->set_source(m.summary.source);
   s->set_samples(m.summary.samples);
@@ -201,6 +254,9 @@ std::string save_model(const Model& m, const std::string& path) {
   s->set_train_loss(m.summary.train_loss);
   s->set_validation_loss(m.summary.validation_loss);
   s->set_threshold_rule(m.summary.threshold_rule);
+  s->set_prune_fraction(m.summary.prune_fraction);
+  s->set_nonzero_weights(m.summary.nonzero_weights);
+  drift_to_pb(m.drift, p);
 
   std::string payload;
   if (!p.SerializeToString(&payload)) return path + ": cannot serialize the model";
@@ -292,7 +348,7 @@ ModelLoadResult load_model(const std::string& path) {
       L.out = q.out();
       L.weights.assign(q.weights().begin(), q.weights().end());
       L.bias.assign(q.bias().begin(), q.bias().end());
-      L.relu = q.relu();
+      L.activation = activation_from(q.activation(), q.relu());
       L.out_lo = q.out_lo();
       L.out_hi = q.out_hi();
       if (!(L.out_lo < L.out_hi)) return fail("float layer clamp range is empty");
@@ -318,27 +374,42 @@ ModelLoadResult load_model(const std::string& path) {
       L.shift.assign(q.shift().begin(), q.shift().end());
       L.input = {q.input_scale(), q.input_zero_point()};
       L.output = {q.output_scale(), q.output_zero_point()};
-      L.relu = q.relu();
+      L.activation = activation_from(q.activation(), q.relu());
+      if (uses_lut(L.activation)) {
+        L.pre = {q.pre_scale(), q.pre_zero_point()};
+        L.lut.assign(q.lut().begin(), q.lut().end());
+        // A file without its table (written by hand or by another tool) gets it computed here.
+        if (L.lut.empty() && L.pre.scale > 0 && L.output.scale > 0)
+          L.lut = activation_lut(L.activation, L.pre, L.output);
+      }
       ql.push_back(std::move(L));
     }
     if (ql.size() != m.float_net.layers().size())
       return fail("int8 network has " + std::to_string(ql.size()) + " layers, float network " +
                   std::to_string(m.float_net.layers().size()));
+    for (std::size_t l = 0; l < ql.size(); ++l)
+      if (ql[l].activation != m.float_net.layers()[l].activation)
+        return fail("layer " + std::to_string(l) + ": int8 activation " +
+                    to_string(ql[l].activation) + " differs from the float activation " +
+                    to_string(m.float_net.layers()[l].activation));
     m.int8_net = QuantizedNetwork(std::move(ql));
     if (m.int8_net.input_size() != d || m.int8_net.output_size() != d)
       return fail("int8 network sizes do not match the feature vector");
     m.threshold_float = p.threshold_float();
     m.threshold_int8 = p.threshold_int8();
     m.warning_level = p.warning_level();
+    m.origin = p.origin().empty() ? "trained" : p.origin();
     if (!(m.threshold_float > 0) || !(m.threshold_int8 > 0) || !std::isfinite(m.threshold_float) ||
         !std::isfinite(m.threshold_int8))
       return fail("thresholds must be positive and finite");
     if (!(m.warning_level > 0 && m.warning_level <= 1)) return fail("warning level must be within (0, 1]");
     const auto& s = p.summary();
-    m.summary = TrainingSummary{s.source(),     s.samples(),    s.windows(),
-                                s.trained_at(), s.seed(),       s.epochs(),
-                                s.best_epoch(), s.train_loss(), s.validation_loss(),
-                                s.threshold_rule()};
+    m.summary = TrainingSummary{s.source(),         s.samples(),        s.windows(),
+                                s.trained_at(),     s.seed(),           s.epochs(),
+                                s.best_epoch(),     s.train_loss(),     s.validation_loss(),
+                                s.threshold_rule(), s.prune_fraction(), s.nonzero_weights()};
+    m.drift = drift_from_pb(p);
+    if (auto e = check_drift_reference(m.drift, d); !e.empty()) return fail(e);
     r.model = std::move(m);
   } catch (const std::exception& e) {
     return fail(std::string("invalid model: ") + e.what());
@@ -368,6 +439,14 @@ std::string check_compatible(const Model& model, const FeatureConfig& c) {
            (c.bearing ? "has one" : "has none");
   if (m.hash() != c.hash()) return "feature configuration differs from the model's (" + m.canonical() + ")";
   return {};
+}
+
+std::uint32_t nonzero_weights(const FloatNetwork& net) {
+  std::size_t n = 0;
+  for (const auto& L : net.layers())
+    n += static_cast<std::size_t>(
+        std::count_if(L.weights.begin(), L.weights.end(), [](float w) { return w != 0.f; }));
+  return static_cast<std::uint32_t>(n);
 }
 
 }  // namespace vibgate::analytics

@@ -9,6 +9,10 @@
 //          total = 31 + shift: round(acc·M) half away from zero in unsigned 64-bit arithmetic
 //          (|acc|·multiplier < 2^63). The magnitude is capped at 2^16 before the sign is applied,
 //          which cannot change the clamped result (|zp_out| ≤ 128).
+//   LUT    tanh/sigmoid layers requantize to the pre-activation zero point instead (lo = −128)
+//          and then replace every value q by lut[q + 128]; the AVX2 kernel does this in a scalar
+//          pass after the layer (and dequantizes a LUT output layer in scalar code, with the same
+//          single-precision multiply as the vector path).
 // The scalar kernel does this one output at a time on the row-major weights. The AVX2 kernel uses
 // the interleaved layout (quantized.hpp, PackedLayer): 8 outputs per _mm256_madd_epi16, the
 // requantization of 8 outputs per instruction sequence (_mm256_mul_epu32 on even and odd lanes,
@@ -96,6 +100,19 @@ inline std::int32_t requantize_clamp(std::int64_t acc, std::uint32_t multiplier,
 
 }  // namespace
 
+std::vector<std::int8_t> activation_lut(Activation a, QuantParams pre, QuantParams out) {
+  if (!uses_lut(a))
+    throw std::invalid_argument(std::string("no lookup table for activation ") + to_string(a));
+  std::vector<std::int8_t> t(256);
+  for (int q = -128; q <= 127; ++q) {
+    const double x = static_cast<double>(pre.scale) * (q - pre.zero_point);
+    const double y = a == Activation::tanh ? std::tanh(x) : 1.0 / (1.0 + std::exp(-x));
+    const double v = std::round(y / static_cast<double>(out.scale)) + out.zero_point;  // half away
+    t[static_cast<std::size_t>(q + 128)] = static_cast<std::int8_t>(std::clamp(v, -128.0, 127.0));
+  }
+  return t;
+}
+
 std::int32_t requantize(std::int64_t acc, std::int32_t multiplier, std::int32_t shift) {
   const int total = 31 + shift;  // shift in [−30, 31]: total in [1, 62]
   constexpr std::int64_t lo = std::numeric_limits<std::int32_t>::min(), hi = std::numeric_limits<std::int32_t>::max();
@@ -144,6 +161,16 @@ QuantizedNetwork::QuantizedNetwork(std::vector<QuantLayer> layers) : layers_(std
     if (!(L.input.scale > 0) || !(L.output.scale > 0) || L.input.zero_point < -128 ||
         L.input.zero_point > 127 || L.output.zero_point < -128 || L.output.zero_point > 127)
       throw std::invalid_argument(where + "activation quantization parameters out of range");
+    if (uses_lut(L.activation)) {
+      if (!(L.pre.scale > 0) || !std::isfinite(L.pre.scale) || L.pre.zero_point < -128 ||
+          L.pre.zero_point > 127)
+        throw std::invalid_argument(where + "pre-activation quantization parameters out of range");
+      if (L.lut.size() != 256)
+        throw std::invalid_argument(where + "lookup table must have 256 entries");
+    } else if (!L.lut.empty()) {
+      throw std::invalid_argument(where + "lookup table on a " + to_string(L.activation) +
+                                  " layer");
+    }
 
     // |bias| ≤ 2^31, |zp_in·Σw| ≤ 2^26, |Σ a·w| ≤ 2^26 (in ≤ 4096): |acc| < 2^32.
     L.bias_eff.resize(L.out);
@@ -202,14 +229,17 @@ struct QuantizedNetwork::Kernels {
     for (std::size_t i = 0; i < first.in; ++i)
       a[i] = static_cast<std::int8_t>(quantize_input(z[i], first.input.scale, first.input.zero_point));
     for (const auto& L : net.layers_) {
-      const std::int32_t zp = L.output.zero_point, lo = L.relu ? zp : -128;
+      const std::int32_t zp = L.requant_zero_point(),
+                         lo = L.activation == Activation::relu ? zp : -128;
+      const bool lut = uses_lut(L.activation);
       for (std::size_t j = 0; j < L.out; ++j) {
         const std::int8_t* row = &L.weights[j * L.in_padded];
         std::int32_t dot = 0;
         for (std::size_t i = 0; i < L.in; ++i) dot += static_cast<std::int32_t>(a[i]) * row[i];
-        b[j] = static_cast<std::int8_t>(
-            requantize_clamp(std::int64_t{dot} + L.bias_eff[j], static_cast<std::uint32_t>(L.multiplier[j]),
-                             31 + L.shift[j], zp, lo));
+        const std::int32_t q =
+            requantize_clamp(std::int64_t{dot} + L.bias_eff[j],
+                             static_cast<std::uint32_t>(L.multiplier[j]), 31 + L.shift[j], zp, lo);
+        b[j] = lut ? L.lut[static_cast<std::size_t>(q + 128)] : static_cast<std::int8_t>(q);
       }
       std::swap(a, b);
     }
@@ -232,15 +262,17 @@ struct QuantizedNetwork::Kernels {
                                                                     __m256i acc) {
     const PackedLayer& P = *c.P;
     const QuantLayer& L = *c.L;
-    const __m256i zp = _mm256_set1_epi32(L.output.zero_point);
-    const __m256i lo = L.relu ? zp : _mm256_set1_epi32(-128);
+    const std::int32_t zp32 = L.requant_zero_point(),
+                       lo32 = L.activation == Activation::relu ? zp32 : -128;
+    const __m256i zp = _mm256_set1_epi32(zp32);
+    const __m256i lo = _mm256_set1_epi32(lo32);
     if (!P.acc32) {  // rare: bias_eff needs 64 bits; the scalar formula per lane
       alignas(32) std::int32_t t[8];
       _mm256_store_si256(reinterpret_cast<__m256i*>(t), acc);
       for (std::size_t r = 0; r < 8; ++r) {
         const std::size_t j = 8 * blk + r;
         t[r] = j < L.out ? requantize_clamp(std::int64_t{t[r]} + L.bias_eff[j], P.multiplier[j],
-                                            31 + L.shift[j], L.output.zero_point, L.relu ? L.output.zero_point : -128)
+                                            31 + L.shift[j], zp32, lo32)
                          : 0;
       }
       return _mm256_load_si256(reinterpret_cast<const __m256i*>(t));
@@ -328,7 +360,11 @@ struct QuantizedNetwork::Kernels {
     }
     const std::size_t n = net.layers_.size();
     for (std::size_t l = 0; l < n; ++l) {
-      const LayerCtx c{&net.layers_[l], &net.packed_[l], a, l + 1 < n ? b : nullptr, y};
+      const QuantLayer& L = net.layers_[l];
+      const bool lut = uses_lut(L.activation), last = l + 1 == n;
+      // A LUT layer always writes int16 pre-activation values; the table (and, for the output
+      // layer, the dequantization) follows in scalar code.
+      const LayerCtx c{&L, &net.packed_[l], a, last && !lut ? nullptr : b, y};
       for (std::size_t g = 0; g < c.P->blocks; g += 4) {
         switch (std::min<std::size_t>(4, c.P->blocks - g)) {
           case 4: group<4>(c, g); break;
@@ -336,6 +372,12 @@ struct QuantizedNetwork::Kernels {
           case 2: group<2>(c, g); break;
           default: group<1>(c, g); break;
         }
+      }
+      if (lut) {
+        for (std::size_t j = 0; j < L.out; ++j) b[j] = L.lut[static_cast<std::size_t>(b[j] + 128)];
+        if (last)
+          for (std::size_t k = 0; k < L.out; ++k)
+            y[k] = L.output.scale * static_cast<float>(b[k] - L.output.zero_point);
       }
       std::swap(a, b);
     }
@@ -379,9 +421,18 @@ QuantizedNetwork quantize(const FloatNetwork& net) {
     Q.in = F.in;
     Q.out = F.out;
     Q.in_padded = pad32(F.in);
-    Q.relu = F.relu;
+    Q.activation = F.activation;
     Q.input = asymmetric(lo[l], hi[l]);
     Q.output = asymmetric(lo[l + 1], hi[l + 1]);
+    const bool lut = uses_lut(F.activation);
+    if (lut) {
+      if (!std::isfinite(F.pre_lo) || !std::isfinite(F.pre_hi))
+        throw std::invalid_argument("quantization needs a calibrated float network");
+      Q.pre = asymmetric(F.pre_lo, F.pre_hi);
+      Q.lut = activation_lut(F.activation, Q.pre, Q.output);
+    }
+    // The accumulator is requantized to this scale: the pre-activation one for LUT layers.
+    const float target = lut ? Q.pre.scale : Q.output.scale;
     Q.weights.assign(Q.out * Q.in_padded, 0);
     Q.weight_scale.resize(Q.out);
     Q.bias.resize(Q.out);
@@ -393,18 +444,19 @@ QuantizedNetwork quantize(const FloatNetwork& net) {
       float s = m / 127.f;
       bool negligible = !(m >= kNegligibleWeight);
       if (!negligible) {
-        quantize_multiplier(static_cast<double>(Q.input.scale) * s / Q.output.scale, Q.multiplier[j], Q.shift[j]);
+        quantize_multiplier(static_cast<double>(Q.input.scale) * s / target, Q.multiplier[j],
+                            Q.shift[j]);
         // M < 2^−32: even the largest possible dot product (< 2^26) moves the output by < 1/64 step.
         negligible = Q.shift[j] > 31;
       }
       if (negligible) {
         // A zero row: the output is the bias alone. Nominal scale s_out/s_in makes M = 1, so the
         // bias is rounded once, at the output scale.
-        s = Q.output.scale / Q.input.scale;
+        s = target / Q.input.scale;
         Q.weight_scale[j] = s;
         const double acc_scale = static_cast<double>(Q.input.scale) * s;
         Q.bias[j] = quantize_bias(F.bias[j], acc_scale);
-        quantize_multiplier(acc_scale / Q.output.scale, Q.multiplier[j], Q.shift[j]);
+        quantize_multiplier(acc_scale / target, Q.multiplier[j], Q.shift[j]);
         continue;
       }
       Q.weight_scale[j] = s;

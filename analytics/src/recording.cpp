@@ -287,14 +287,20 @@ std::string read_sndfile(const std::string& path, const ReadOptions& o, Decoded&
   if (sel.start >= d.total_frames) return "";  // shared code reports empty / beyond the end
   const std::size_t stop = std::min(sel.end, d.total_frames);
   if (stop <= sel.start) return "";
-  for (auto& ch : d.channels) ch.reserve(stop - sel.start);
+  // The header's frame count is not trusted for allocation: a frame takes at least one byte per
+  // channel, so a short file claiming billions of frames reserves no more than its size allows.
+  struct stat st {};
+  const std::size_t max_frames =
+      fstat(fd.get(), &st) == 0 && st.st_size > 0 ? static_cast<std::size_t>(st.st_size) / nch : 0;
+  for (auto& ch : d.channels) ch.reserve(std::min(stop - sel.start, max_frames));
 
   std::size_t pos = 0;
   if (sel.start > 0 && info.seekable &&
       sf_seek(sf.get(), static_cast<sf_count_t>(sel.start), SEEK_SET) >= 0) {
     pos = sel.start;
   }
-  constexpr std::size_t kChunkFrames = 4096;
+  // At most 64 Ki samples per read whatever the channel count (libsndfile allows 1024 channels).
+  const std::size_t kChunkFrames = std::max<std::size_t>(1, std::min<std::size_t>(4096, 65536 / nch));
   std::vector<float> buf(kChunkFrames * nch);
   while (pos < stop) {
     const std::size_t want = std::min(kChunkFrames, stop - pos);

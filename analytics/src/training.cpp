@@ -71,6 +71,7 @@ struct Layer {
   std::vector<float> wt;  // in × outp, the transpose (forward pass)
   std::vector<float> b;   // outp
   std::vector<float> gw, gb, mw, vw, mb, vb;  // gradients and Adam moments, same shapes as w, b
+  std::vector<std::uint8_t> mask;  // pruning: 1 keeps w[k], 0 holds it at exactly 0; empty = dense
   void refresh_transpose() {
     for (std::size_t j = 0; j < out; ++j)
       for (std::size_t i = 0; i < in; ++i) wt[i * outp + j] = w[j * inp + i];
@@ -323,6 +324,43 @@ struct Kernels {
   }
 };
 
+// ---------------------------------------------------------------- pruning
+
+// The mask (1 = kept) that zeroes exactly round(fraction · in · out) of the layer's weights, the
+// smallest |w| first, ties broken by position (row-major), so the choice is deterministic and a
+// larger fraction's mask contains a smaller one's zeros (they are the smallest |w| then).
+// Padding entries are 0 in the mask (they are 0 anyway).
+std::vector<std::uint8_t> magnitude_mask(const Layer& L, double fraction) {
+  std::vector<std::size_t> idx;
+  idx.reserve(L.in * L.out);
+  for (std::size_t j = 0; j < L.out; ++j)
+    for (std::size_t i = 0; i < L.in; ++i) idx.push_back(j * L.inp + i);
+  const auto prune =
+      std::min(idx.size(),
+               static_cast<std::size_t>(std::llround(fraction * static_cast<double>(idx.size()))));
+  std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+    const float wa = std::abs(L.w[a]), wb = std::abs(L.w[b]);
+    return wa < wb || (wa == wb && a < b);
+  });
+  std::vector<std::uint8_t> mask(L.w.size(), 0);
+  for (std::size_t k = prune; k < idx.size(); ++k) mask[idx[k]] = 1;
+  return mask;
+}
+
+// Holds the masked weights and their Adam moments at exactly 0 (after pruning and after every
+// Adam step of the fine-tuning).
+void enforce_mask(Layer& L) {
+  for (std::size_t k = 0; k < L.mask.size(); ++k)
+    if (!L.mask[k]) L.w[k] = L.mw[k] = L.vw[k] = 0.f;
+}
+
+std::size_t zero_weights(const Layer& L) {
+  std::size_t n = 0;
+  for (std::size_t j = 0; j < L.out; ++j)
+    for (std::size_t i = 0; i < L.in; ++i) n += L.w[j * L.inp + i] == 0.f;
+  return n;
+}
+
 }  // namespace
 
 TrainedAutoencoder train_autoencoder(const std::vector<std::vector<float>>& inputs,
@@ -336,6 +374,9 @@ TrainedAutoencoder train_autoencoder(const std::vector<std::vector<float>>& inpu
     for (float v : r)
       if (!std::isfinite(v)) throw std::invalid_argument("training data holds a non-finite value");
   }
+  if (!(opt.prune_fraction >= 0 && opt.prune_fraction < 1))
+    throw std::invalid_argument("prune fraction must be at least 0 and below 1 (got " +
+                                std::to_string(opt.prune_fraction) + ")");
   std::mt19937_64 rng(opt.seed);
   TrainedAutoencoder out;
 
@@ -445,55 +486,89 @@ TrainedAutoencoder train_autoencoder(const std::vector<std::vector<float>>& inpu
     epoch_limit = std::min(epoch_limit, std::max<std::size_t>(1, (opt.sample_budget + ntrain - 1) / ntrain));
   out.stats.epoch_limit = epoch_limit;
 
-  std::vector<std::vector<float>> best_w(nl), best_b(nl);
-  for (std::size_t l = 0; l < nl; ++l) {
-    best_w[l] = layers[l].w;
-    best_b[l] = layers[l].b;
-  }
-  double best_val = std::numeric_limits<double>::infinity();
-  double ref_val = best_val;  // the last validation loss that counted as an improvement
-  std::size_t since_improvement = 0, step = 0;
+  // Runs up to `limit` epochs of mini-batch Adam (pruning masks enforced after every step) with
+  // early stopping, then restores the best weights seen; `entry_val` is the validation loss of
+  // the weights at entry (infinity before the first phase). Returns the best validation loss.
+  std::size_t step = 0;
   std::vector<std::size_t> order = out.train_index;
-  for (std::size_t epoch = 1; epoch <= epoch_limit; ++epoch) {
-    shuffle(order, rng);
-    for (std::size_t b0 = 0; b0 < order.size(); b0 += bs) {
-      const std::size_t rows = std::min(order.size() - b0, bs);
-      load_rows(&order[b0], rows);
-      const float scale = 2.0f / static_cast<float>(d * rows);
-      kern.train_batch(layers, wk, rows, scale);
-      ++step;
-      const double t = static_cast<double>(step);
-      const AdamStep aw{opt.learning_rate, 1 - std::pow(AdamStep::beta1, t), 1 - std::pow(AdamStep::beta2, t),
-                        opt.weight_decay};
-      AdamStep ab = aw;
-      ab.decay = 0.0;
+  auto run_epochs = [&](std::size_t limit, double entry_val) {
+    std::vector<std::vector<float>> best_w(nl), best_b(nl);
+    for (std::size_t l = 0; l < nl; ++l) {
+      best_w[l] = layers[l].w;
+      best_b[l] = layers[l].b;
+    }
+    double best_val = entry_val;
+    double ref_val = best_val;  // the last validation loss that counted as an improvement
+    std::size_t since_improvement = 0;
+    for (std::size_t epoch = 1; epoch <= limit; ++epoch) {
+      shuffle(order, rng);
+      for (std::size_t b0 = 0; b0 < order.size(); b0 += bs) {
+        const std::size_t rows = std::min(order.size() - b0, bs);
+        load_rows(&order[b0], rows);
+        const float scale = 2.0f / static_cast<float>(d * rows);
+        kern.train_batch(layers, wk, rows, scale);
+        ++step;
+        const double t = static_cast<double>(step);
+        const AdamStep aw{opt.learning_rate, 1 - std::pow(AdamStep::beta1, t),
+                          1 - std::pow(AdamStep::beta2, t), opt.weight_decay};
+        AdamStep ab = aw;
+        ab.decay = 0.0;
+        for (auto& L : layers) {
+          kern.adam(L.w.data(), L.gw.data(), L.mw.data(), L.vw.data(), L.w.size(), aw);
+          kern.adam(L.b.data(), L.gb.data(), L.mb.data(), L.vb.data(), L.b.size(), ab);
+          if (!L.mask.empty()) enforce_mask(L);
+          L.refresh_transpose();
+        }
+      }
+      const double val = mean_loss(out.validation_index);
+      ++out.stats.epochs;
+      if (val < best_val) {  // keep the best weights seen
+        best_val = val;
+        for (std::size_t l = 0; l < nl; ++l) {
+          best_w[l] = layers[l].w;
+          best_b[l] = layers[l].b;
+        }
+        out.stats.best_epoch = out.stats.epochs;
+      }
+      if (val < ref_val * (1 - opt.min_improvement)) {  // a significant improvement resets patience
+        ref_val = val;
+        since_improvement = 0;
+      } else if (++since_improvement >= opt.patience) {
+        break;
+      }
+    }
+    for (std::size_t l = 0; l < nl; ++l) {
+      layers[l].w = best_w[l];
+      layers[l].b = best_b[l];
+      layers[l].refresh_transpose();
+    }
+    return best_val;
+  };
+  double best_val = run_epochs(epoch_limit, std::numeric_limits<double>::infinity());
+
+  // Magnitude pruning in `steps` equal steps, each followed by fine-tuning that starts from the
+  // pruned weights (so it can only lower the validation loss from there).
+  if (opt.prune_fraction > 0) {
+    out.stats.dense_validation_loss = best_val;
+    const std::size_t dense_epochs = out.stats.epochs;
+    const std::size_t steps = std::max<std::size_t>(1, opt.prune_steps);
+    std::size_t total = opt.prune_finetune_epochs;
+    if (total == 0) total = epoch_limit;
+    total = std::max(total, steps);
+    for (std::size_t s = 1; s <= steps; ++s) {
+      const double fraction =
+          opt.prune_fraction * static_cast<double>(s) / static_cast<double>(steps);
       for (auto& L : layers) {
-        kern.adam(L.w.data(), L.gw.data(), L.mw.data(), L.vw.data(), L.w.size(), aw);
-        kern.adam(L.b.data(), L.gb.data(), L.mb.data(), L.vb.data(), L.b.size(), ab);
+        L.mask = magnitude_mask(L, fraction);
+        enforce_mask(L);
         L.refresh_transpose();
       }
+      out.stats.best_epoch = out.stats.epochs;  // the pruned weights are the best so far
+      const std::size_t epochs = total / steps + (s <= total % steps ? 1 : 0);
+      best_val = run_epochs(epochs, mean_loss(out.validation_index));
     }
-    const double val = mean_loss(out.validation_index);
-    out.stats.epochs = epoch;
-    if (val < best_val) {  // keep the best weights seen
-      best_val = val;
-      for (std::size_t l = 0; l < nl; ++l) {
-        best_w[l] = layers[l].w;
-        best_b[l] = layers[l].b;
-      }
-      out.stats.best_epoch = epoch;
-    }
-    if (val < ref_val * (1 - opt.min_improvement)) {  // a significant improvement resets patience
-      ref_val = val;
-      since_improvement = 0;
-    } else if (++since_improvement >= opt.patience) {
-      break;
-    }
-  }
-  for (std::size_t l = 0; l < nl; ++l) {
-    layers[l].w = best_w[l];
-    layers[l].b = best_b[l];
-    layers[l].refresh_transpose();
+    out.stats.finetune_epochs = out.stats.epochs - dense_epochs;
+    for (const auto& L : layers) out.stats.pruned_weights += zero_weights(L);
   }
   out.stats.train_count = out.train_index.size();
   out.stats.validation_count = out.validation_index.size();
@@ -506,7 +581,7 @@ TrainedAutoencoder train_autoencoder(const std::vector<std::vector<float>>& inpu
     DenseLayer& D = dense[l];
     D.in = L.in;
     D.out = L.out;
-    D.relu = L.relu;
+    D.activation = L.relu ? Activation::relu : Activation::linear;
     D.weights.resize(L.in * L.out);
     for (std::size_t j = 0; j < L.out; ++j)
       std::copy_n(&L.w[j * L.inp], L.in, &D.weights[j * L.in]);

@@ -1,4 +1,5 @@
-// offline_commands.cpp — the offline analysis subcommands: features, train, score, eval, synth.
+// offline_commands.cpp — the offline analysis subcommands: features, train, score, eval, synth,
+// and the file forms of model import/export (ONNX).
 //
 // Every file is read through analytics::read_recording, cut into windows with the configured hop
 // and scored by analytics::Scorer, so the numbers equal what the daemon computes. Errors are one
@@ -6,11 +7,14 @@
 #include "cli/offline_commands.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -23,6 +27,7 @@
 #include "vibgate/analytics/fft.hpp"
 #include "vibgate/analytics/metrics.hpp"
 #include "vibgate/analytics/model.hpp"
+#include "vibgate/analytics/onnx.hpp"
 #include "vibgate/analytics/recording.hpp"
 #include "vibgate/analytics/synth.hpp"
 
@@ -135,6 +140,9 @@ struct OfflineCommands::State {
   std::size_t epochs = 300, patience = 30;
   std::vector<std::size_t> hidden = {32, 8, 32};
   double quantile = 0.995, margin = 2.0, train_overlap = 0.75;
+  double prune = 0;
+  std::size_t prune_finetune_epochs = 0, prune_steps = 3;
+  bool model_input = false;  // features: print the model-input vector instead of the features
   // synth
   double duration = 10, synth_rate = 25600, synth_shaft = 29.95, fault_start = 0, fault_peak = 0.5,
          fault_growth = 0;
@@ -160,6 +168,10 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
   s.in.add_to(*s.features);
   s.features->add_option("--format", s.format, "table, csv or json")
       ->check(CLI::IsMember({"table", "csv", "json"}));
+  s.features->add_flag(
+      "--model-input", s.model_input,
+      "Print the model-input vector (the autoencoder's inputs, named as in a model) "
+      "instead of the features");
   add_wisdom(s.features);
 
   s.train = app.add_subcommand("train", "Learn a healthy baseline model from recordings");
@@ -179,6 +191,16 @@ OfflineCommands::OfflineCommands(CLI::App& app) : s_(new State) {
                       "Overlap of the training windows (default 0.75: more examples); --overlap "
                       "sets the scoring overlap stored in the model")
       ->check(CLI::Range(0.0, 0.9375));
+  s.train
+      ->add_option("--prune", s.prune,
+                   "Magnitude pruning: this fraction of every layer's weights set to zero after "
+                   "training, then fine-tuned (default 0: off; e.g. 0.5)")
+      ->check(CLI::Range(0.0, 0.99));
+  s.train->add_option(
+      "--prune-finetune-epochs", s.prune_finetune_epochs,
+      "Fine-tuning epochs after pruning, over all steps (default: the epoch limit again)");
+  s.train->add_option("--prune-steps", s.prune_steps, "Pruning steps up to --prune (default 3)")
+      ->check(CLI::Range(1, 10));
   add_wisdom(s.train);
 
   s.score = app.add_subcommand("score", "Score recordings with a model");
@@ -252,7 +274,8 @@ int OfflineCommands::State::run_features() {
     const auto rec = read_or_throw(path, in);
     const FeatureConfig cfg = config_for(fo, FeatureConfig{}, rec.sample_rate_hz, path);
     analytics::FeatureExtractor ex(cfg);
-    const auto cols = analytics::feature_column_names(cfg);
+    const auto cols =
+        model_input ? analytics::model_input_names(cfg) : analytics::feature_column_names(cfg);
     for (const auto& ch : rec.channels)  // check length before printing anything
       if (ch.size() < cfg.window_length)
         throw UserError(path + ": recording is too short (" + std::to_string(ch.size()) +
@@ -268,16 +291,27 @@ int OfflineCommands::State::run_features() {
     analytics::Features f;
     for_each_window(rec, cfg, [&](std::size_t ch, std::span<const float> w, double t) {
       ex.extract(w, f);
-      std::vector<std::string> vals = {num(f.rms),          num(f.peak),
-                                       num(f.peak_to_peak), num(f.crest_factor),
-                                       num(f.skewness),     num(f.kurtosis),
-                                       num(f.velocity_rms_mm_s),
-                                       std::string(1, analytics::to_char(f.iso_zone)),
-                                       num(f.spectral_centroid_hz), num(f.dominant_hz),
-                                       num(f.dominant_amplitude)};
-      for (double v : f.band_log_energy) vals.push_back(num(v));
-      for (double v : f.shaft_harmonics) vals.push_back(num(v));
-      for (double v : f.envelope_amplitudes) vals.push_back(num(v));
+      std::vector<std::string> vals;
+      if (model_input) {  // exactly what the autoencoder sees (float, as scoring computes it)
+        std::vector<float> row(ex.model_input_size());
+        ex.model_input(f, row);
+        for (float v : row) vals.push_back(num(v));
+      } else {
+        vals = {num(f.rms),
+                num(f.peak),
+                num(f.peak_to_peak),
+                num(f.crest_factor),
+                num(f.skewness),
+                num(f.kurtosis),
+                num(f.velocity_rms_mm_s),
+                std::string(1, analytics::to_char(f.iso_zone)),
+                num(f.spectral_centroid_hz),
+                num(f.dominant_hz),
+                num(f.dominant_amplitude)};
+        for (double v : f.band_log_energy) vals.push_back(num(v));
+        for (double v : f.shaft_harmonics) vals.push_back(num(v));
+        for (double v : f.envelope_amplitudes) vals.push_back(num(v));
+      }
       if (format == "json") {
         ordered_json row = {{"file", path}, {"channel", ch}, {"start_s", t}};
         for (std::size_t i = 0; i < cols.size(); ++i) {
@@ -297,12 +331,21 @@ int OfflineCommands::State::run_features() {
   return 0;
 }
 
-int OfflineCommands::State::run_train() {
+namespace {
+
+// The training rows of `files` as `vibgate train` builds them: the feature configuration from the
+// options and the first file's sample rate (every file must give the same), windows at
+// `train_overlap`. Also fills summary.samples and summary.source.
+struct TrainingRows {
+  FeatureConfig cfg;
+  std::vector<std::vector<float>> rows;
+};
+TrainingRows collect_training_rows(const std::vector<std::string>& files, const InputOptions& in,
+                                   const FeatureOptions& fo, double train_overlap,
+                                   analytics::TrainingSummary& summary) {
   std::vector<std::vector<float>> rows;
   std::optional<FeatureConfig> cfg;
   std::unique_ptr<analytics::FeatureExtractor> ex;
-  analytics::TrainingSummary summary;
-  const auto t0 = std::chrono::steady_clock::now();
   for (const auto& path : files) {
     const auto rec = read_or_throw(path, in);
     const FeatureConfig c = config_for(fo, FeatureConfig{}, rec.sample_rate_hz, path);
@@ -325,6 +368,16 @@ int OfflineCommands::State::run_train() {
     for (const auto& ch : rec.channels) summary.samples += ch.size();
     summary.source += (summary.source.empty() ? "" : ",") + std::filesystem::path(path).filename().string();
   }
+  return TrainingRows{*cfg, std::move(rows)};
+}
+
+}  // namespace
+
+int OfflineCommands::State::run_train() {
+  analytics::TrainingSummary summary;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto [cfg_value, rows] = collect_training_rows(files, in, fo, train_overlap, summary);
+  const std::optional<FeatureConfig> cfg = cfg_value;
   if (rows.size() < 8)
     throw UserError(files.front() + ": only " + std::to_string(rows.size()) +
                     " windows in the training data; at least 8 are needed");
@@ -334,6 +387,9 @@ int OfflineCommands::State::run_train() {
   to.max_epochs = epochs;
   to.patience = patience;
   to.hidden = hidden;
+  to.prune_fraction = prune;
+  to.prune_finetune_epochs = prune_finetune_epochs;
+  to.prune_steps = prune_steps;
   const auto t1 = std::chrono::steady_clock::now();
   analytics::Model m;
   try {
@@ -349,7 +405,10 @@ int OfflineCommands::State::run_train() {
             << m.summary.windows << " windows, " << m.input_names.size() << " features), "
             << m.summary.epochs << " epochs (best " << m.summary.best_epoch << "), features "
             << num(secs(t0, t1)) << " s, training " << num(secs(t1, t2)) << " s; thresholds float "
-            << num(m.threshold_float) << ", int8 " << num(m.threshold_int8) << "\n";
+            << num(m.threshold_float) << ", int8 " << num(m.threshold_int8);
+  std::cerr << "; validation loss " << num(m.summary.validation_loss);
+  if (prune > 0) std::cerr << "; pruned " << num(100 * prune) << " % per layer";
+  std::cerr << "; " << m.summary.nonzero_weights << " nonzero weights\n";
   return 0;
 }
 
@@ -534,6 +593,111 @@ int OfflineCommands::State::run_synth() {
   gen.generate(ch[0]);
   const std::string e = analytics::write_wav_f32(out_path, synth_rate, ch);
   if (!e.empty()) throw UserError(e);
+  return 0;
+}
+
+}  // namespace vibgate::cli
+
+namespace vibgate::cli {
+
+std::string read_file_bytes(const std::string& path, std::size_t max_bytes, std::string& bytes) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return path + ": cannot read: " + ec.message();
+  if (size > max_bytes)
+    return path + ": file is too large (" + std::to_string(size) + " bytes, at most " +
+           std::to_string(max_bytes) + ")";
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return path + ": cannot open: " + std::strerror(errno);
+  bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  if (f.bad()) return path + ": read error";
+  return {};
+}
+
+int run_model_import_offline(const ModelImportArgs& a, const FeatureOptions& fo,
+                             const InputOptions& in) {
+  try {
+    std::string bytes;
+    if (const auto e = read_file_bytes(a.onnx, 64u << 20, bytes); !e.empty()) throw UserError(e);
+    analytics::TrainingSummary summary;
+    const auto tr = collect_training_rows(a.calibration, in, fo, a.train_overlap, summary);
+    analytics::ImportOptions opt;
+    opt.rule.quantile = a.quantile;
+    opt.rule.margin = a.margin;
+    const std::string name = std::filesystem::path(a.onnx).filename().string();
+    auto r = analytics::import_onnx(bytes, name, tr.cfg, tr.rows, opt);
+    if (!r.model) throw UserError(r.error);
+    r.model->summary.samples = summary.samples;
+    r.model->summary.source = name + " (calibration: " + summary.source + ")";
+    r.model->summary.trained_at = now_utc_iso8601();
+    if (const auto e = analytics::save_model(*r.model, a.out); !e.empty()) throw UserError(e);
+    const auto& rep = r.report;
+    if (a.json) {
+      ordered_json j = {{"file", rep.file},
+                        {"out", a.out},
+                        {"rows", rep.rows},
+                        {"layers", rep.layers},
+                        {"normalization", rep.normalization},
+                        {"threshold_float", rep.threshold_float},
+                        {"threshold_int8", rep.threshold_int8},
+                        {"pearson", rep.pearson},
+                        {"max_abs_diff", rep.max_abs_diff},
+                        {"max_rel_diff", rep.max_rel_diff},
+                        {"verdict_agreement", rep.verdict_agreement},
+                        {"warnings", rep.warnings}};
+      std::cout << j.dump(1) << "\n";
+    } else {
+      std::cout << rep.text() << "wrote " << a.out << "\n";
+    }
+    return 0;
+  } catch (const UserError& e) {
+    std::cerr << "vibgate: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "vibgate: error: " << e.what() << "\n";
+  }
+  return 1;
+}
+
+// Writes `bytes` to path.tmp and renames it into place; "" or "<path>: <problem>".
+std::string write_file_atomic(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return path + ": cannot write: " + std::strerror(errno);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.flush();
+    if (!f) {
+      std::filesystem::remove(tmp);
+      return path + ": write failed";
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    return path + ": cannot rename into place: " + ec.message();
+  }
+  return {};
+}
+
+int run_model_export_offline(const std::string& model_path, const std::string& onnx_path) {
+  auto r = analytics::load_model(model_path);
+  if (!r.model) {
+    std::cerr << "vibgate: " << r.error << "\n";
+    return 1;
+  }
+  std::string bytes;
+  if (const auto e = analytics::export_onnx(*r.model, bytes); !e.empty()) {
+    std::cerr << "vibgate: " << model_path << ": " << e << "\n";
+    return 1;
+  }
+  if (const auto e = write_file_atomic(onnx_path, bytes); !e.empty()) {
+    std::cerr << "vibgate: " << e << "\n";
+    return 1;
+  }
+  std::cout << "wrote " << onnx_path << " (" << bytes.size() << " bytes, "
+            << r.model->float_net.layers().size() << " layers, " << r.model->input_names.size()
+            << " inputs)\n";
   return 0;
 }
 

@@ -7,17 +7,21 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <ostream>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
+#include "cli/offline_commands.hpp"
 #include "cli/terminal_plot.hpp"
 #include "vibgate/daemon/control_client.hpp"
 
@@ -358,6 +362,27 @@ std::string render_tags(const std::vector<vd::TagInfo>& tags, std::int64_t now_m
       "no tags");
 }
 
+// The DRIFT column: the larger PSI (score or feature), the state unless stable, and which
+// quantity: "0.04", "0.31 drifted (env_rms)"; "n/a" while not computed, "n/a (no reference)" for
+// a model without a drift reference, "-" when not scoring.
+namespace {
+std::string drift_cell(const vd::AssetInfo& a) {
+  if (a.drift_state.empty() || a.model_state != "scoring") return "-";
+  if (a.drift_state.rfind("n/a", 0) == 0)
+    return a.drift_state.find("reference") != std::string::npos ? "n/a (no reference)" : "n/a";
+  const bool feature = a.drift_psi_feature_max > a.drift_psi_score;
+  std::string s = fixed(feature ? a.drift_psi_feature_max : a.drift_psi_score, 2);
+  if (a.drift_state != "stable") {
+    s += ' ';
+    s += a.drift_state;
+    s += " (";
+    s += feature ? a.drift_feature : std::string("score");
+    s += ')';
+  }
+  return s;
+}
+}  // namespace
+
 std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t now_ms) {
   // An asset with several channels has a row per channel, named as commands take it:
   // "<asset>:<channel>".
@@ -394,7 +419,7 @@ std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t
     rows.push_back({name, level_name(a.alarm_level), fixed(a.score, 2), iso_zone_letter(a.iso_zone),
                     fixed(a.vrms_mm_s, 2), model,
                     a.model_version.empty() ? std::string("-") : a.model_version,
-                    format_age(a.last_window_ms, now_ms, "never"), alert});
+                    format_age(a.last_window_ms, now_ms, "never"), drift_cell(a), alert});
   }
   return render_table({{"NAME"},
                        {"LEVEL"},
@@ -404,6 +429,7 @@ std::string render_assets(const std::vector<vd::AssetInfo>& assets, std::int64_t
                        {"MODEL"},
                        {"VERSION"},
                        {"LAST WINDOW"},
+                       {"DRIFT"},
                        {"ALERT"}},
                       rows, "no assets configured");
 }
@@ -680,6 +706,11 @@ ordered_json to_json(const vd::AssetInfo& a) {
           {"last_window_ms", a.last_window_ms},
           {"active_alert_id", a.active_alert_id},
           {"acknowledged", a.acknowledged},
+          {"drift_state", a.drift_state},
+          {"drift_psi_score", a.drift_psi_score},
+          {"drift_psi_feature_max", a.drift_psi_feature_max},
+          {"drift_feature", a.drift_feature},
+          {"drift_windows", a.drift_windows},
           {"shadow_version", a.shadow_version},
           {"shadow_score", a.shadow_score},
           {"shadow_progress", a.shadow_progress}};
@@ -741,6 +772,55 @@ ordered_json to_json(const vd::ModelInfo& m) {
           {"threshold", m.threshold},
           {"feature_hash", m.feature_hash},
           {"note", m.note}};
+}
+
+ordered_json to_json(const vd::ModelImportInfo& m) {
+  return {{"asset", m.asset},
+          {"state", m.state},
+          {"import_id", m.import_id},
+          {"version", m.version},
+          {"error", m.error},
+          {"file", m.file_name},
+          {"rows", m.rows},
+          {"layers", m.layers},
+          {"normalization", m.normalization},
+          {"threshold_float", m.threshold_float},
+          {"threshold_int8", m.threshold_int8},
+          {"pearson", m.pearson},
+          {"max_abs_diff", m.max_abs_diff},
+          {"max_rel_diff", m.max_rel_diff},
+          {"verdict_agreement", m.verdict_agreement},
+          {"warnings", m.warnings},
+          {"note", m.note}};
+}
+
+ordered_json to_json(const vd::ModelExportInfo& m) {
+  return {{"asset", m.asset},
+          {"version", m.version},
+          {"origin", m.origin},
+          {"onnx_bytes", m.onnx.size()}};
+}
+
+std::string render_model_import(const vd::ModelImportInfo& m) {
+  std::string layers;
+  for (const auto& l : m.layers) layers += (layers.empty() ? "" : ", ") + l;
+  std::vector<std::pair<std::string, std::string>> pairs = {
+      {"asset", m.asset}, {"file", m.file_name}, {"state", m.state}};
+  if (!m.version.empty()) pairs.emplace_back("version", m.version);
+  if (!m.error.empty()) pairs.emplace_back("error", m.error);
+  if (m.rows > 0) {
+    pairs.emplace_back("layers", layers);
+    pairs.emplace_back("normalization", m.normalization);
+    pairs.emplace_back("calibration rows", std::to_string(m.rows));
+    pairs.emplace_back("thresholds", "float " + format_number(m.threshold_float) + ", int8 " +
+                                         format_number(m.threshold_int8));
+    pairs.emplace_back("int8 vs float", "Pearson " + fixed(m.pearson, 6) + ", max |score diff| " +
+                                            format_number(m.max_abs_diff) + ", max relative diff " +
+                                            format_number(m.max_rel_diff) + ", same verdict " +
+                                            fixed(100 * m.verdict_agreement, 2) + " %");
+  }
+  for (const auto& w : m.warnings) pairs.emplace_back("warning", w);
+  return render_pairs(pairs);
 }
 
 ordered_json to_json(const vd::Spectrum& s) {
@@ -812,6 +892,15 @@ struct OnlineCommands::State {
   CLI::App* model_promote = nullptr;
   CLI::App* model_rollback = nullptr;
   CLI::App* model_train = nullptr;
+  CLI::App* model_import = nullptr;
+  CLI::App* model_export = nullptr;
+
+  // model import / export (file forms: offline_commands.hpp)
+  ModelImportArgs import_args;
+  FeatureOptions fo;
+  InputOptions in;
+  std::string export_model, export_onnx;
+  double import_wait_s = 600;
   CLI::App* model_shadow = nullptr;
   CLI::App* ota = nullptr;
 
@@ -863,6 +952,8 @@ struct OnlineCommands::State {
   int show(vd::ControlCommand command, std::string_view what, Render render);
   // promote / rollback / train: the reply is empty or model entries; prints the outcome.
   int model_change(vd::ControlCommand command, const std::string& what);
+  int run_model_import(std::int64_t now);
+  int run_model_export();
 };
 
 OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& err)
@@ -904,8 +995,8 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
   s.queue = app.add_subcommand("queue", "Store-and-forward outbox and uplink totals");
   s.ota = app.add_subcommand("ota", "Over-the-air model bundles: partial transfers, recent bundles");
 
-  s.model =
-      app.add_subcommand("model", "Model versions: list, show, promote, rollback, train, shadow");
+  s.model = app.add_subcommand(
+      "model", "Model versions: list, show, promote, rollback, train, shadow, import, export");
   s.model->require_subcommand(1);
   s.model_list = s.model->add_subcommand("list", "Model versions of every asset (or one)");
   s.model_list->add_option("asset", s.asset, "Only this asset");
@@ -957,10 +1048,52 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
                    "Evaluation period (e.g. 10m; default: [models] shadow_s of the daemon)")
       ->check(duration_check());
 
-  for (CLI::App* cmd :
-       {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum, s.queue, s.ota,
-        s.model_list, s.model_show, s.model_promote, s.model_rollback, s.model_train,
-        s.model_shadow}) {
+  s.model_import = s.model->add_subcommand(
+      "import",
+      "Import an ONNX autoencoder: into a model file (--out, with --calibration recordings) or as "
+      "a new active version of a running asset (--asset)");
+  s.model_import->add_option("file", s.import_args.onnx, "ONNX model (float32, opset 11-17)")
+      ->required();
+  auto* imp_out =
+      s.model_import->add_option("--out", s.import_args.out, "Model file to write (no daemon)");
+  s.model_import->add_option("--asset", s.asset, "Asset (or asset:channel) of the running daemon")
+      ->excludes(imp_out);
+  s.model_import->add_option(
+      "--calibration", s.import_args.calibration,
+      "With --out: healthy recordings (feature rows as `vibgate train` makes them); "
+      "with --asset: a `vibgate features --format csv` file (default: the asset's "
+      "stored healthy windows)");
+  auto* imp_from =
+      s.model_import
+          ->add_option("--from", s.train_from, "With --asset: stored windows since this time")
+          ->check(time_check());
+  s.model_import->add_option("--to", s.train_to, "... until this time (default: now)")
+      ->check(time_check())
+      ->needs(imp_from);
+  s.model_import
+      ->add_option("--train-overlap", s.import_args.train_overlap,
+                   "With --out: overlap of the calibration windows (default 0.75)")
+      ->check(CLI::Range(0.0, 0.9375));
+  s.model_import->add_option("--threshold-quantile", s.import_args.quantile,
+                             "Calibration-error quantile (default 0.995)");
+  s.model_import->add_option("--threshold-margin", s.import_args.margin,
+                             "Threshold margin factor (default 2.0)");
+  s.model_import
+      ->add_option("--wait", s.import_wait_s,
+                   "With --asset: seconds to wait for the import (default 600)")
+      ->check(CLI::PositiveNumber);
+  s.fo.add_to(*s.model_import);
+  s.in.add_to(*s.model_import);
+  s.model_export = s.model->add_subcommand(
+      "export",
+      "Write a model's float network as ONNX: a model file (--model) or an asset's active model");
+  s.model_export->add_option("asset", s.asset, "Asset (or asset:channel) of the running daemon");
+  s.model_export->add_option("--model", s.export_model, "Model file (no daemon)");
+  s.model_export->add_option("--onnx", s.export_onnx, "ONNX file to write")->required();
+
+  for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
+                        s.queue, s.ota, s.model_list, s.model_show, s.model_promote, s.model_rollback,
+                        s.model_train, s.model_shadow, s.model_import, s.model_export}) {
     s.add_common(cmd);
   }
   for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
@@ -1144,6 +1277,8 @@ int OnlineCommands::State::run() {
     what += " of live data";
     return model_change(vd::TrainCommand{asset, seconds}, what);
   }
+  if (model_import->parsed()) return run_model_import(now);
+  if (model_export->parsed()) return run_model_export();
   if (model_shadow->parsed()) {
     if (version.empty() && shadow_file.empty()) {
       err << "vibgate: model shadow: give a stored VERSION or --file FILE\n";
@@ -1165,6 +1300,198 @@ int OnlineCommands::State::run() {
   }
   err << "vibgate: no operator command selected\n";
   return kExitUsage;
+}
+
+namespace {
+
+// Rows of a `vibgate features --format csv` file: the feature columns after file,channel,start_s
+// and their values (iso_zone letters read as 0; the daemon ignores that column).
+std::string read_features_csv(const std::string& path, std::vector<std::string>& columns,
+                              std::vector<float>& values, std::size_t& rows) {
+  std::ifstream f(path);
+  if (!f) return path + ": cannot open";
+  std::string line;
+  auto split = [](const std::string& l) {
+    std::vector<std::string> out;
+    std::size_t pos = 0;
+    while (true) {
+      const auto c = l.find(',', pos);
+      out.push_back(l.substr(pos, c == std::string::npos ? std::string::npos : c - pos));
+      if (c == std::string::npos) break;
+      pos = c + 1;
+    }
+    return out;
+  };
+  if (!std::getline(f, line)) return path + ": empty file";
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  auto head = split(line);
+  if (head.size() < 4 || head[0] != "file" || head[1] != "channel" || head[2] != "start_s")
+    return path +
+           ": not a `vibgate features --format csv` file (header must start with "
+           "file,channel,start_s)";
+  columns.assign(head.begin() + 3, head.end());
+  rows = 0;
+  std::size_t lineno = 1;
+  while (std::getline(f, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const auto cells = split(line);
+    if (cells.size() != head.size())
+      return path + ": line " + std::to_string(lineno) + " has " + std::to_string(cells.size()) +
+             " fields, the header " + std::to_string(head.size());
+    if (++rows > vd::kMaxCalibrationRows)
+      return path + ": more than " + std::to_string(vd::kMaxCalibrationRows) +
+             " rows (at most that many are sent)";
+    for (std::size_t i = 3; i < cells.size(); ++i) {
+      if (columns[i - 3] == "iso_zone") {
+        values.push_back(0.f);
+        continue;
+      }
+      double v = 0;
+      const auto r = std::from_chars(cells[i].data(), cells[i].data() + cells[i].size(), v);
+      if (r.ec != std::errc() || r.ptr != cells[i].data() + cells[i].size())
+        return path + ": line " + std::to_string(lineno) + ": '" + cells[i] + "' is not a number";
+      values.push_back(static_cast<float>(v));
+    }
+  }
+  if (rows == 0) return path + ": no rows";
+  return {};
+}
+
+}  // namespace
+
+int OnlineCommands::State::run_model_import(std::int64_t now) {
+  if (!import_args.out.empty()) {
+    if (import_args.calibration.empty()) {
+      err << "vibgate: model import --out: --calibration RECORDING... is required (healthy "
+             "recordings)\n";
+      return kExitUsage;
+    }
+    import_args.json = json;
+    return run_model_import_offline(import_args, fo, in);
+  }
+  if (asset.empty()) {
+    err << "vibgate: model import: give --out MODEL.vgm (a model file) or --asset ASSET (the "
+           "running daemon)\n";
+    return kExitUsage;
+  }
+  if (fo.any_set()) {
+    err << "vibgate: model import --asset: feature options do not apply (the asset's configuration "
+           "is used)\n";
+    return kExitUsage;
+  }
+  if (!import_args.calibration.empty() && !train_from.empty()) {
+    err << "vibgate: model import --asset: --calibration FEATURES.csv and --from/--to exclude each "
+           "other\n";
+    return kExitUsage;
+  }
+  if (import_args.calibration.size() > 1) {
+    err << "vibgate: model import --asset: --calibration takes one features CSV file\n";
+    return kExitUsage;
+  }
+  vd::ModelImportCommand c;
+  c.asset = asset;
+  c.file_name = std::filesystem::path(import_args.onnx).filename().string();
+  if (const auto e = read_file_bytes(import_args.onnx, vd::kMaxOnnxImport, c.onnx); !e.empty()) {
+    err << "vibgate: " << e << "\n";
+    return kExitDaemonError;
+  }
+  if (c.onnx.empty()) {
+    err << "vibgate: " << import_args.onnx << ": the file is empty\n";
+    return kExitDaemonError;
+  }
+  if (!train_from.empty()) {
+    c.from_ms = *parse_time_point(train_from, now);
+    c.to_ms = train_to.empty() ? now : *parse_time_point(train_to, now);
+    if (c.from_ms <= 0 || c.to_ms <= c.from_ms) {
+      err << "vibgate: model import: --from must be before --to\n";
+      return kExitUsage;
+    }
+  }
+  if (!import_args.calibration.empty()) {
+    std::size_t rows = 0;
+    const std::string& csv = import_args.calibration.front();
+    if (const auto e = read_features_csv(csv, c.columns, c.values, rows); !e.empty()) {
+      err << "vibgate: " << e << "\n";
+      return kExitDaemonError;
+    }
+    c.calibration_name = std::filesystem::path(csv).filename().string();
+    if (c.onnx.size() + 4 * c.values.size() + 64 * 1024 > vd::kMaxControlMessage) {
+      err << "vibgate: " << csv << ": the ONNX file and " << rows
+          << " calibration rows exceed one control message (4 MiB); use fewer rows\n";
+      return kExitDaemonError;
+    }
+  }
+  vd::ControlReply reply;
+  if (const int rc = call(c, &reply); rc != kExitOk) return rc;
+  const auto* started = std::get_if<vd::ModelImportInfo>(&reply.payload);
+  if (started == nullptr) return unexpected_reply("import state");
+  const std::uint64_t id = started->import_id;
+  // The import runs on the daemon's trainer thread: poll its state (bounded by --wait).
+  vd::ModelImportInfo info = *started;
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(std::llround(import_wait_s * 1000));
+  while (info.state == "importing") {
+    if (std::chrono::steady_clock::now() > deadline) {
+      err << "vibgate: model import: still importing after " << import_wait_s
+          << " s (vibgate model list shows the outcome)\n";
+      return kExitDaemonError;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    vd::ModelImportCommand q;
+    q.asset = asset;
+    if (const int rc = call(q, &reply); rc != kExitOk) return rc;
+    const auto* p = std::get_if<vd::ModelImportInfo>(&reply.payload);
+    if (p == nullptr) return unexpected_reply("import state");
+    if (p->import_id != id) {
+      err << "vibgate: model import: another import of " << asset << " started meanwhile\n";
+      return kExitDaemonError;
+    }
+    info = *p;
+  }
+  if (json) {
+    out << to_json(info).dump(2) << '\n';
+  } else {
+    out << render_model_import(info);
+  }
+  if (info.state != "active") {
+    err << "vibgate: " << (info.error.empty() ? std::string("model import failed") : info.error)
+        << "\n";
+    return kExitDaemonError;
+  }
+  return kExitOk;
+}
+
+int OnlineCommands::State::run_model_export() {
+  if (!export_model.empty()) {
+    if (!asset.empty()) {
+      err << "vibgate: model export: give an ASSET or --model FILE, not both\n";
+      return kExitUsage;
+    }
+    return run_model_export_offline(export_model, export_onnx);
+  }
+  if (asset.empty()) {
+    err << "vibgate: model export: give an ASSET (the running daemon) or --model MODEL.vgm\n";
+    return kExitUsage;
+  }
+  vd::ControlReply reply;
+  if (const int rc = call(vd::ModelExportQuery{asset}, &reply); rc != kExitOk) return rc;
+  const auto* p = std::get_if<vd::ModelExportInfo>(&reply.payload);
+  if (p == nullptr) return unexpected_reply("ONNX model");
+  if (const auto e = write_file_atomic(export_onnx, p->onnx); !e.empty()) {
+    err << "vibgate: " << e << "\n";
+    return kExitDaemonError;
+  }
+  if (json) {
+    ordered_json j = to_json(*p);
+    j["file"] = export_onnx;
+    out << j.dump(2) << '\n';
+  } else {
+    out << "wrote " << export_onnx << " (" << p->onnx.size() << " bytes): " << p->asset
+        << " version " << p->version << " (" << p->origin << ")\n";
+  }
+  return kExitOk;
 }
 
 int run_online_command_line(const std::vector<std::string>& args, std::ostream& out,

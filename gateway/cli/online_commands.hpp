@@ -1,7 +1,7 @@
 // gateway/cli/online_commands.hpp — the operator commands of `vibgate` that talk to the running
 // daemon over its control socket (docs/cli.md "Operator commands", docs/control-socket.md):
 // status, devices, tags, assets, alerts, ack, trend, spectrum, queue and model list|show|promote|
-// rollback|train.
+// rollback|train|import|export (import/export also have file forms without a daemon).
 //
 // The rendering (tables, durations, times, JSON) is pure and declared here so tests can check it
 // without a socket; the charts are in cli/terminal_plot.hpp.
@@ -112,6 +112,10 @@ nlohmann::ordered_json to_json(const daemon::QueueInfo& q);
 nlohmann::ordered_json to_json(const daemon::OtaInfo& o);
 nlohmann::ordered_json to_json(const daemon::ModelInfo& m);
 nlohmann::ordered_json to_json(const daemon::Spectrum& s);
+nlohmann::ordered_json to_json(const daemon::ModelImportInfo& m);
+nlohmann::ordered_json to_json(const daemon::ModelExportInfo& m);
+// `model import --asset`: the import's state and float-vs-int8 report, key-value lines.
+std::string render_model_import(const daemon::ModelImportInfo& m);
 nlohmann::ordered_json to_json(const daemon::ControlPayload& payload);
 
 // "$USER@hostname" (the login name from the password database when USER is unset).

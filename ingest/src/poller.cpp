@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <thread>
+#include <utility>
 
 #include "modbus_link.hpp"
 #include "vibgate/ingest/tags.hpp"
@@ -74,6 +75,7 @@ struct Bus {
 
 struct WaveState {
   std::optional<std::uint16_t> last_seq;
+  bool gap_pending = false;  // a block was dropped (non-finite samples): flag the next one
 };
 
 struct BlockData {
@@ -86,6 +88,7 @@ struct WaveResult {
   bool ok = false;         // header read fine
   bool new_block = false;  // a complete, untorn new block is in `samples`
   bool torn = false;
+  bool invalid = false;    // a new block with a non-finite sample (NaN/Inf): dropped, counted
   std::uint16_t seq = 0;
   std::uint32_t gaps = 0;
   bool first = false;
@@ -350,6 +353,17 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
           format == 0 ? static_cast<float>(static_cast<std::int16_t>(data[i])) * scale
                       : static_cast<float>(decode_registers(std::span(data).subspan(2 * i, 2),
                                                             ValueType::float32, WordOrder::ABCD));
+    // A NaN or infinite sample (a float32 block, or an int16 block whose scale is not finite)
+    // would poison every window it falls in: the block is dropped and counted, like the serial
+    // path drops such frames, and the next block is flagged gap_before.
+    for (std::size_t i = 0; i < n; ++i) {
+      if (std::isfinite(out.samples[i])) continue;
+      out.invalid = true;
+      out.samples.clear();
+      r.last_error = d.cfg.name + ": waveform '" + w.name + "' block " + std::to_string(out.seq) +
+                     " has a non-finite sample (index " + std::to_string(i) + "): dropped";
+      return;
+    }
     out.new_block = true;
   }
 
@@ -422,10 +436,17 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
     for (std::size_t i = 0; i < r.waves.size(); ++i) {
       WaveResult& w = r.waves[i];
       if (w.torn) ++h.waveform_torn;
+      if (w.invalid) {
+        ++h.waveform_invalid;
+        d.waves[i].last_seq = w.seq;  // not read again
+        d.waves[i].gap_pending = true;
+        continue;
+      }
       if (!w.new_block) continue;
       d.waves[i].last_seq = w.seq;
       ++h.waveform_blocks;
       h.waveform_gaps += w.gaps;
+      const bool dropped_before = std::exchange(d.waves[i].gap_pending, false);
       if (!cb.on_samples) continue;
       SampleBlock b;
       b.channel = d.cfg.name + "/" + d.cfg.waveforms[i].name;
@@ -436,7 +457,7 @@ struct ModbusPoller::Impl : std::enable_shared_from_this<ModbusPoller::Impl> {
       const auto dur_ns =
           static_cast<std::int64_t>(static_cast<double>(w.samples.size()) / w.rate * 1e9);
       b.first_sample = Timestamp{r.stamp.mono_ns - dur_ns, r.stamp.wall_ns - dur_ns};
-      b.gap_before = w.first || w.gaps > 0;
+      b.gap_before = w.first || w.gaps > 0 || dropped_before;
       b.samples = std::move(w.samples);
       cb.on_samples(b);
     }

@@ -1171,7 +1171,9 @@ ModelInputs read_model_inputs(const std::string& path, const ModelInputQuery& q,
   sqlite3_busy_timeout(db.get(), 5000);
   Stmt* s = db.cached(
       "SELECT model_input, input_hash FROM results WHERE asset = ? AND wall_ms >= ? AND "
-      "wall_ms <= ? AND (? = '' OR channel = ?) AND model_input IS NOT NULL ORDER BY wall_ms");
+      "wall_ms <= ? AND (? = '' OR channel = ?) AND (? = 0 OR verdict = 0) AND model_input IS NOT "
+      "NULL "
+      "ORDER BY wall_ms");
   if (!s) return fail("cannot read model inputs: ");
   StmtReset reset(*s);
   s->bind_text(1, q.asset);
@@ -1179,6 +1181,7 @@ ModelInputs read_model_inputs(const std::string& path, const ModelInputQuery& q,
   s->bind_int(3, q.to_ms);
   s->bind_text(4, q.channel);
   s->bind_text(5, q.channel);
+  s->bind_int(6, q.normal_only ? 1 : 0);
   const std::size_t cap = std::max<std::size_t>(1, q.max_rows);
   std::uint64_t lcg = 0x9E3779B97F4A7C15ull;
   int rc;

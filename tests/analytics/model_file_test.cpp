@@ -215,7 +215,7 @@ TEST_F(ModelFileTest, RoundTripGivesIdenticalModelAndScores) {
     const auto &a = l.float_net.layers()[i], &b = m.float_net.layers()[i];
     EXPECT_EQ(a.weights, b.weights);
     EXPECT_EQ(a.bias, b.bias);
-    EXPECT_EQ(a.relu, b.relu);
+    EXPECT_EQ(a.activation, b.activation);
     EXPECT_EQ(a.out_lo, b.out_lo);
     EXPECT_EQ(a.out_hi, b.out_hi);
   }

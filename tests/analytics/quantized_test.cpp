@@ -132,7 +132,7 @@ std::vector<float> forward_reference(const QuantizedNetwork& net, const std::vec
       // Exact int64 accumulator (|acc| < 2^40 here, so acc·multiplier stays exact in long double).
       const std::int32_t r = requantize_reference(acc, L.multiplier[j], L.shift[j]);
       const std::int64_t v = static_cast<std::int64_t>(r) + L.output.zero_point;
-      const std::int64_t lo = L.relu ? L.output.zero_point : -128;
+      const std::int64_t lo = L.activation == Activation::relu ? L.output.zero_point : -128;
       b[j] = static_cast<std::int32_t>(std::clamp<std::int64_t>(v, lo, 127));
     }
     a = std::move(b);
@@ -290,7 +290,7 @@ QuantizedNetwork random_network(std::uint64_t seed, const std::vector<std::size_
     L.in = widths[l];
     L.out = widths[l + 1];
     L.in_padded = (L.in + 31) / 32 * 32;
-    L.relu = l + 2 < widths.size();
+    L.activation = l + 2 < widths.size() ? Activation::relu : Activation::linear;
     L.weights.assign(L.out * L.in_padded, 0);
     for (std::size_t j = 0; j < L.out; ++j)
       for (std::size_t i = 0; i < L.in; ++i) L.weights[j * L.in_padded + i] = static_cast<std::int8_t>(uni(-128, 127));
@@ -441,9 +441,9 @@ TEST(QuantizedAccuracy, QuantizeMatchesDocumentedScheme) {
     EXPECT_EQ(Q.in, F.in);
     EXPECT_EQ(Q.out, F.out);
     EXPECT_EQ(Q.in_padded % 32, 0u);
-    EXPECT_EQ(Q.relu, F.relu);
+    EXPECT_EQ(Q.activation, F.activation);
     // Activation range covers the float clamp range: [lo, hi] maps onto [−128, 127].
-    const float lo = F.relu ? 0.f : F.out_lo, hi = F.out_hi;
+    const float lo = F.activation == Activation::relu ? 0.f : F.out_lo, hi = F.out_hi;
     EXPECT_NEAR(Q.output.scale, (hi - std::min(lo, 0.f)) / 255.f, 1e-6f * hi);
     EXPECT_NEAR(Q.output.scale * static_cast<float>(-128 - Q.output.zero_point), std::min(lo, 0.f),
                 Q.output.scale);
@@ -504,8 +504,8 @@ TEST(QuantizedAccuracy, DenormalWeightRowsQuantizeAsZeroRows) {
   std::mt19937_64 rng(42);
   std::uniform_real_distribution<float> u(-0.5f, 0.5f);
   std::vector<DenseLayer> layers(2);
-  layers[0] = {d, h, std::vector<float>(d * h), std::vector<float>(h), true};
-  layers[1] = {h, d, std::vector<float>(h * d), std::vector<float>(d), false};
+  layers[0] = {d, h, std::vector<float>(d * h), std::vector<float>(h), Activation::relu};
+  layers[1] = {h, d, std::vector<float>(h * d), std::vector<float>(d), Activation::linear};
   for (auto& L : layers) {
     for (auto& w : L.weights) w = u(rng);
     for (auto& b : L.bias) b = 0.1f * u(rng);

@@ -232,6 +232,19 @@ TEST(OnlineRender, DevicesTagsAssetsAlertsQueueModels) {
     EXPECT_TRUE(contains(multi, needle)) << needle << "\n" << multi;
   }
 
+  // The DRIFT column (docs/cli.md): the larger PSI, the state unless stable, and which quantity.
+  vd::AssetInfo drifted = sample_asset(), stable = sample_asset(), no_ref = sample_asset();
+  drifted.drift_state = "drifted";
+  drifted.drift_psi_score = 0.12;
+  drifted.drift_psi_feature_max = 0.314;
+  drifted.drift_feature = "env_rms";
+  stable.drift_state = "stable";
+  stable.drift_psi_score = 0.043;
+  no_ref.drift_state = "n/a (model has no reference)";
+  const std::string dr = vc::render_assets({drifted, stable, no_ref, learning}, now);
+  for (const char* needle : {"DRIFT", "0.31 drifted (env_rms)", " 0.04 ", "n/a (no reference)"})
+    EXPECT_TRUE(contains(dr, needle)) << needle << "\n" << dr;
+
   const std::vector<vd::AlertInfo> alerts{
       {17, "pump-1", 2, "score", 1'700'000'000'000, 0, true, "alice@gw", "bearing replaced",
        "score 1.37 over threshold"},
@@ -501,6 +514,8 @@ TEST(OnlineJson, EveryPayload) {
   EXPECT_EQ(aj["channel"], "plc1/accel");
   EXPECT_EQ(aj["active_alert_id"], 17);
   EXPECT_EQ(aj["acknowledged"], true);
+  EXPECT_EQ(aj["drift_state"], "");
+  EXPECT_EQ(aj["drift_windows"], 0);
 
   const auto alj =
       vc::to_json(vd::AlertInfo{17, "pump-1", 2, "score", 100, 0, true, "alice", "note", "msg"});

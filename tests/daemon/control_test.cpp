@@ -77,7 +77,8 @@ class FakeHandler : public vd::ControlHandler {
             r.payload = std::vector<vd::TagInfo>{{c.device, "speed", "rpm", 1480.5, true, 17}};
           } else if constexpr (std::is_same_v<T, vd::AssetsQuery>) {
             r.payload = std::vector<vd::AssetInfo>{
-                {"pump-1", 2, 0.93, 3, 7.1, "scoring", 5, "v1", "plc1/accel", 0.0, true, 3}};
+                {"pump-1", 2, 0.93, 3, 7.1, "scoring", 5, "v1", "plc1/accel", 0.0, true, 3, 0.04, 0.31,
+                 "lg_rms", 2048, "drifted"}};
           } else if constexpr (std::is_same_v<T, vd::AlertsQuery>) {
             vd::AlertInfo a;
             a.id = c.limit;  // echo the query through the payload
@@ -245,7 +246,8 @@ auto fields(const vd::TagInfo& t) {
 auto fields(const vd::AssetInfo& a) {
   return std::tie(a.name, a.alarm_level, a.score, a.iso_zone, a.vrms_mm_s, a.model_state,
                   a.last_window_ms, a.model_version, a.channel, a.learning_progress, a.acknowledged,
-                  a.active_alert_id);
+                  a.active_alert_id, a.drift_psi_score, a.drift_psi_feature_max, a.drift_feature,
+                  a.drift_windows, a.drift_state);
 }
 auto fields(const vd::AlertInfo& a) {
   return std::tie(a.id, a.asset, a.level, a.cause, a.raised_ms, a.cleared_ms, a.acknowledged,
@@ -516,6 +518,11 @@ TEST(ControlCodec, RepliesRoundTripEveryField) {
   a.learning_progress = 0.42;
   a.acknowledged = true;
   a.active_alert_id = 18446744073709551615ull;
+  a.drift_psi_score = 0.042;
+  a.drift_psi_feature_max = 0.31;
+  a.drift_feature = "lg_env_bpfo_1";
+  a.drift_windows = 2048;
+  a.drift_state = "drifted";
   const std::vector<vd::AssetInfo> assets{a, vd::AssetInfo{}};
   expect_same_list(std::get<std::vector<vd::AssetInfo>>(reply_round_trip(assets).payload), assets);
 
@@ -700,6 +707,8 @@ TEST_F(ControlServerTest, EveryRequestTypeRoundTrips) {
   EXPECT_EQ(as[0].model_version, "v1");
   EXPECT_EQ(as[0].active_alert_id, 3u);
   EXPECT_TRUE(as[0].acknowledged);
+  EXPECT_EQ(as[0].drift_state, "drifted");
+  EXPECT_EQ(as[0].drift_feature, "lg_rms");
 
   auto alerts = call(vd::AlertsQuery{true, 1700000000123, 50}, &error, 5);
   ASSERT_TRUE(alerts) << error;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <string>
 #include <utility>
 
@@ -138,7 +139,8 @@ void FakeDevice::observe(FakeWaveform& w, std::uint16_t addr,
     ExpectedBlock b;
     b.sequence = h[0];
     b.rate_hz = u32(h[2], h[3]);
-    b.gap_before = !w.last_delivered || static_cast<std::uint16_t>(h[0] - *w.last_delivered) != 1;
+    b.gap_before = !w.last_delivered ||
+                   static_cast<std::uint16_t>(h[0] - *w.last_delivered) != 1 || w.gap_pending;
     const float scale = std::bit_cast<float>(u32(h[6], h[7]));
     const std::size_t n = h[1];
     for (std::size_t i = 0; i < n; ++i)
@@ -146,6 +148,14 @@ void FakeDevice::observe(FakeWaveform& w, std::uint16_t addr,
                               ? static_cast<float>(static_cast<std::int16_t>(w.data[i])) * scale
                               : std::bit_cast<float>(u32(w.data[2 * i], w.data[2 * i + 1])));
     w.last_delivered = h[0];
+    // A block with a NaN/Inf sample is dropped (not re-read); the next one is flagged a gap.
+    for (float v : b.samples) {
+      if (!std::isfinite(v)) {
+        w.gap_pending = true;
+        return;
+      }
+    }
+    w.gap_pending = false;
     w.expected.push_back(std::move(b));
     return;
   }

@@ -44,6 +44,7 @@ struct FakeWaveform {
   std::vector<std::uint16_t> data;                   // data registers served since
   std::optional<std::uint16_t> last_delivered;       // sequence of the last block queued
   std::uint64_t torn = 0;                            // re-reads that found a new sequence
+  bool gap_pending = false;                          // a block with a NaN/Inf sample was dropped
   std::deque<ExpectedBlock> expected;
 };
 

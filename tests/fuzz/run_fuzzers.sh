@@ -45,6 +45,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 if [ "$do_build" -eq 1 ]; then
+  . "$root/deploy/ccache-env.sh"
   echo "== configure and build $build (clang-14, fuzzers only)"
   CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -DVIBGATE_FUZZ=ON \
     -DVIBGATE_BUILD_TESTS=OFF -DVIBGATE_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \

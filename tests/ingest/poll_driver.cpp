@@ -96,6 +96,7 @@ std::string health_fields(const DeviceHealth& h) {
   o += ",\"waveform_blocks\":" + std::to_string(h.waveform_blocks);
   o += ",\"waveform_gaps\":" + std::to_string(h.waveform_gaps);
   o += ",\"waveform_torn\":" + std::to_string(h.waveform_torn);
+  o += ",\"waveform_invalid\":" + std::to_string(h.waveform_invalid);
   o += ",\"last_ok_wall_ns\":" + std::to_string(h.last_ok_wall_ns);
   return o;
 }

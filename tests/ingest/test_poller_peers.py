@@ -188,6 +188,10 @@ WAVE_X = dict(name="vib_x", register="input", base=100, n=200, rate=2000, fmt=0,
 WAVE_Y = dict(name="vib_y", register="holding", base=2000, n=64, rate=640, fmt=1, scale=1.0)
 WAVE_PERIOD_S = 0.1
 WAVE_SKIP_AT = 14
+# Channel Y's blocks of the sequences in WAVE_NAN_AT carry a NaN sample: the gateway drops each,
+# counts it (waveform_invalid) and flags the next block gap_before. Three of them, so a loaded
+# machine that misses one block between polls still sees the others.
+WAVE_NAN_AT = (22, 26, 30)
 
 
 def wave_raw_x(seq, i):
@@ -199,7 +203,7 @@ def wave_value_x(seq, i):
 
 
 def wave_value_y(seq, i):
-    return f32(seq + 0.25 * i)
+    return float("nan") if (seq in WAVE_NAN_AT and i == 5) else f32(seq + 0.25 * i)
 
 
 def wave_registers(w, seq):
@@ -872,6 +876,13 @@ def scenario_waveform():
             check(f"{label}: each block seen within one poll interval of its publication",
                   len(lags) == len(blocks) - 1 and lags and all(0 <= x <= 30 + 30 for x in lags),
                   f"{min(lags, default=0):.1f}…{max(lags, default=0):.1f} ms after the server published it")
+        y_seqs = [round(b["samples"][0] / wave_value_y(1, 0)) for b in drv.of("block", channel="wave/vib_y")]
+        check(f"waveform vib_y: blocks with a NaN sample (seqs {WAVE_NAN_AT}) are dropped and counted",
+              not set(WAVE_NAN_AT) & set(y_seqs) and 1 <= f.get("waveform_invalid", 0) <= len(WAVE_NAN_AT) and
+              all(any(a < q < b for a, b in zip(y_seqs, y_seqs[1:])) for q in WAVE_NAN_AT),
+              f"waveform_invalid={f.get('waveform_invalid')}, vib_y seqs {y_seqs}")
+        # The dropped NaN block shows as a missed sequence on vib_y but is not a transmission gap.
+        total_gaps -= f.get("waveform_invalid", 0)
         check("waveform: waveform_gaps counts every missed block", f.get("waveform_gaps") == total_gaps and
               total_gaps >= 2, f"waveform_gaps={f.get('waveform_gaps')} from sequences: {total_gaps}")
         check("waveform: device online", f.get("state") == "online" and f.get("request_errors") == 0, str(f))

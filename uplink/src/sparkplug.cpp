@@ -21,6 +21,9 @@ constexpr DefaultMetric kDefaultMetrics[] = {
     {"result/score", DT::Double},   {"result/verdict", DT::Int64},
     {"result/iso_zone", DT::Int64}, {"result/velocity_rms_mm_s", DT::Double},
     {"result/channel", DT::String}, {"result/model_version", DT::String},
+    // Drift of the model (docs/model.md "Drift"); the PSIs only once they are computed.
+    {"result/drift_psi_score", DT::Double}, {"result/drift_psi_feature_max", DT::Double},
+    {"result/drift_feature", DT::String},   {"result/drift_state", DT::String},
     {"alert/alert_id", DT::Int64},  {"alert/event", DT::String},
     {"alert/level", DT::String},    {"alert/score", DT::Double},
     {"alert/reason", DT::String},

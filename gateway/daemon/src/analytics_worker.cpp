@@ -38,6 +38,10 @@ struct AnalyticsWorker::Asset {
   analytics::ScoredWindow scored;
   std::vector<float> converted;  // unit-converted samples when block and model units differ
   std::optional<std::uint64_t> input_hash;  // hash of config(); reset when it changes
+  // Drift monitoring (update_drift): the model's reference against its recent windows.
+  analytics::DriftMonitor drift;
+  std::size_t drift_due = 0;  // scored windows until the next PSI update (0: at the next one)
+  std::vector<float> drift_z;  // the window's standardized input
   // Shadow evaluation (set_shadow): the shadow model, the feature hash its inputs need, and
   // scratch buffers for its standardized input, reconstruction and int8 activations.
   struct Shadow {
@@ -126,7 +130,11 @@ void add_summary(const analytics::Features& f, const analytics::FeatureConfig& c
 }  // namespace
 
 AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result)
-    : options_(options), on_result_(std::move(on_result)) {
+    : AnalyticsWorker(std::move(assets), options, std::move(on_result), DriftSettings{}) {}
+
+AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result,
+                                 DriftSettings drift)
+    : options_(options), on_result_(std::move(on_result)), drift_(drift) {
   if (assets.empty()) throw std::invalid_argument("analytics worker: no assets");
   if (options_.queue_capacity_blocks == 0)
     throw std::invalid_argument("analytics worker: queue_capacity_blocks must be >= 1");
@@ -158,6 +166,7 @@ AnalyticsWorker::AnalyticsWorker(std::vector<AssetSpec> assets, Options options,
     } else {
       a->set_learning(*spec.learn, *this);
     }
+    reset_drift(*a);
     assets_.push_back(std::move(a));
   }
   gap_next_.assign(assets_.size(), 0);
@@ -295,6 +304,7 @@ void AnalyticsWorker::apply_pending_model(Asset& a, std::size_t index) {
       pending_learn_[index].reset();
       try {
         a.set_learning(std::move(f), *this);
+        reset_drift(a);
         spdlog::info("analytics: asset '{}': learning mode", a.name);
       } catch (const std::exception& e) {
         spdlog::error("analytics: asset '{}': cannot learn with this configuration: {}", a.name,
@@ -310,11 +320,53 @@ void AnalyticsWorker::apply_pending_model(Asset& a, std::size_t index) {
   try {
     auto fx = shared_extractor(m->features);
     a.set_model(std::move(m), gen, std::move(fx));
+    reset_drift(a);
     spdlog::info("analytics: asset '{}': model {} in use", a.name, gen);
   } catch (const std::exception& e) {
     spdlog::error("analytics: asset '{}': new model unusable, keeping the old one: {}", a.name,
                   e.what());
   }
+}
+
+// ---- drift monitoring (analytics/drift.hpp) --------------------------------------------------
+
+// A fresh monitor for the asset's current model: its reference, or none (an older model file,
+// or learning mode). The first scored window after this carries a status. Worker thread (or the
+// constructing thread before the worker starts).
+void AnalyticsWorker::reset_drift(Asset& a) {
+  a.drift_due = 0;
+  if (a.model && !a.model->drift.empty()) {
+    try {
+      a.drift = analytics::DriftMonitor(a.model->drift, drift_.options);
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("analytics: asset '{}': drift reference unusable: {}", a.name, e.what());
+    }
+  }
+  a.drift = analytics::DriftMonitor();
+}
+
+// Adds the scored window in a.scored to the monitor (a count of at most 9 edges per
+// input) and, when due, attaches the recomputed PSI to r. Worker thread.
+void AnalyticsWorker::update_drift(Asset& a, WindowResult& r) {
+  if (a.drift.has_reference()) {
+    try {
+      a.drift_z.resize(a.scored.input.size());
+      a.model->normalizer.apply(a.scored.input, a.drift_z);
+      a.drift.add(a.scored.score, a.drift_z);
+    } catch (const std::exception& e) {  // a reference not matching the inputs: no monitoring
+      spdlog::error("analytics: asset '{}': drift monitoring off: {}", a.name, e.what());
+      a.drift = analytics::DriftMonitor();
+    }
+  }
+  if (a.drift_due > 0) {
+    --a.drift_due;
+    return;
+  }
+  a.drift_due = std::max<std::size_t>(1, drift_.update_every) - 1;
+  r.drift = a.drift.update();
+  if (!r.drift->psi_features.empty() && r.drift->feature_max < a.model->input_names.size())
+    r.drift_feature = a.model->input_names[r.drift->feature_max];
 }
 
 // ---- shadow evaluation (worker thread) ----
@@ -499,6 +551,7 @@ void AnalyticsWorker::process(Item& item) {
     r.input_hash = *a.input_hash;
     r.score = a.scorer ? a.scored.score : std::numeric_limits<double>::quiet_NaN();
     r.verdict = a.scorer ? a.scored.verdict : Verdict::normal;
+    if (a.scorer) update_drift(a, r);
     if (a.spectrum_due <= cfg.hop()) {
       const auto sp = fx->amplitude_spectrum();
       r.spectrum = std::make_shared<const std::vector<float>>(sp.begin(), sp.end());

@@ -97,6 +97,18 @@ std::string encode_request_frame(const ControlRequest& request) {
           o->set_stage(c.stage);
         } else if constexpr (std::is_same_v<T, SpectrumQuery>) {
           m.mutable_spectrum()->set_asset(c.asset);
+        } else if constexpr (std::is_same_v<T, ModelImportCommand>) {
+          auto* o = m.mutable_model_import();
+          o->set_asset(c.asset);
+          o->set_file_name(c.file_name);
+          o->set_onnx(c.onnx);
+          o->set_from_ms(c.from_ms);
+          o->set_to_ms(c.to_ms);
+          for (const auto& col : c.columns) o->add_columns(col);
+          o->mutable_values()->Add(c.values.begin(), c.values.end());
+          o->set_calibration_name(c.calibration_name);
+        } else if constexpr (std::is_same_v<T, ModelExportQuery>) {
+          m.mutable_model_export()->set_asset(c.asset);
         } else if constexpr (std::is_same_v<T, OtaQuery>) {
           m.mutable_ota();
         } else if constexpr (std::is_same_v<T, ShadowCommand>) {
@@ -185,6 +197,23 @@ std::optional<ControlRequest> decode_request(std::string_view body) {
     case pb::Request::kSpectrum:
       r.command = SpectrumQuery{m.spectrum().asset()};
       break;
+    case pb::Request::kModelImport: {
+      const auto& x = m.model_import();
+      ModelImportCommand c;
+      c.asset = x.asset();
+      c.file_name = x.file_name();
+      c.onnx = x.onnx();
+      c.from_ms = x.from_ms();
+      c.to_ms = x.to_ms();
+      c.columns.assign(x.columns().begin(), x.columns().end());
+      c.values.assign(x.values().begin(), x.values().end());
+      c.calibration_name = x.calibration_name();
+      r.command = std::move(c);
+      break;
+    }
+    case pb::Request::kModelExport:
+      r.command = ModelExportQuery{m.model_export().asset()};
+      break;
     case pb::Request::COMMAND_NOT_SET:
       return std::nullopt;
   }
@@ -262,6 +291,11 @@ std::string encode_reply_frame(const ControlReply& reply) {
             o->set_learning_progress(a.learning_progress);
             o->set_acknowledged(a.acknowledged);
             o->set_active_alert_id(a.active_alert_id);
+            o->set_drift_psi_score(a.drift_psi_score);
+            o->set_drift_psi_feature_max(a.drift_psi_feature_max);
+            o->set_drift_feature(a.drift_feature);
+            o->set_drift_windows(a.drift_windows);
+            o->set_drift_state(a.drift_state);
             o->set_shadow_version(a.shadow_version);
             o->set_shadow_score(a.shadow_score);
             o->set_shadow_progress(a.shadow_progress);
@@ -343,6 +377,31 @@ std::string encode_reply_frame(const ControlReply& reply) {
             o->set_name(mk.name);
             o->set_hz(mk.hz);
           }
+        } else if constexpr (std::is_same_v<T, ModelImportInfo>) {
+          auto* o = m.mutable_model_import();
+          o->set_asset(p.asset);
+          o->set_state(p.state);
+          o->set_import_id(p.import_id);
+          o->set_version(p.version);
+          o->set_error(p.error);
+          o->set_file_name(p.file_name);
+          o->set_rows(p.rows);
+          for (const auto& l : p.layers) o->add_layers(l);
+          o->set_normalization(p.normalization);
+          o->set_threshold_float(p.threshold_float);
+          o->set_threshold_int8(p.threshold_int8);
+          o->set_pearson(p.pearson);
+          o->set_max_abs_diff(p.max_abs_diff);
+          o->set_max_rel_diff(p.max_rel_diff);
+          o->set_verdict_agreement(p.verdict_agreement);
+          for (const auto& w : p.warnings) o->add_warnings(w);
+          o->set_note(p.note);
+        } else if constexpr (std::is_same_v<T, ModelExportInfo>) {
+          auto* o = m.mutable_model_export();
+          o->set_asset(p.asset);
+          o->set_version(p.version);
+          o->set_onnx(p.onnx);
+          o->set_origin(p.origin);
         } else {
           static_assert(kAlwaysFalse<T>, "unhandled payload");
         }
@@ -424,6 +483,11 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
         o.learning_progress = a.learning_progress();
         o.acknowledged = a.acknowledged();
         o.active_alert_id = a.active_alert_id();
+        o.drift_psi_score = a.drift_psi_score();
+        o.drift_psi_feature_max = a.drift_psi_feature_max();
+        o.drift_feature = a.drift_feature();
+        o.drift_windows = a.drift_windows();
+        o.drift_state = a.drift_state();
         o.shadow_version = a.shadow_version();
         o.shadow_score = a.shadow_score();
         o.shadow_progress = a.shadow_progress();
@@ -473,6 +537,34 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
       r.payload = std::move(v);
       break;
     }
+    case pb::Response::kModelImport: {
+      const auto& x = m.model_import();
+      ModelImportInfo o;
+      o.asset = x.asset();
+      o.state = x.state();
+      o.import_id = x.import_id();
+      o.version = x.version();
+      o.error = x.error();
+      o.file_name = x.file_name();
+      o.rows = x.rows();
+      o.layers.assign(x.layers().begin(), x.layers().end());
+      o.normalization = x.normalization();
+      o.threshold_float = x.threshold_float();
+      o.threshold_int8 = x.threshold_int8();
+      o.pearson = x.pearson();
+      o.max_abs_diff = x.max_abs_diff();
+      o.max_rel_diff = x.max_rel_diff();
+      o.verdict_agreement = x.verdict_agreement();
+      o.warnings.assign(x.warnings().begin(), x.warnings().end());
+      o.note = x.note();
+      r.payload = std::move(o);
+      break;
+    }
+    case pb::Response::kModelExport: {
+      const auto& x = m.model_export();
+      r.payload = ModelExportInfo{x.asset(), x.version(), x.onnx(), x.origin()};
+      break;
+    }
     case pb::Response::kOta: {
       const auto& x = m.ota();
       OtaInfo o;
@@ -507,9 +599,9 @@ std::uint32_t decode_frame_length(std::string_view header) {
 }
 
 std::string_view command_name(const ControlCommand& command) {
-  static constexpr std::string_view kNames[] = {"status", "devices",  "tags",  "assets", "alerts",
-                                                "ack",    "trend",    "queue", "models", "model",
-                                                "train",  "spectrum", "shadow",   "ota"};
+  static constexpr std::string_view kNames[] = {
+      "status", "devices", "tags",  "assets", "alerts",   "ack",          "trend",
+      "queue",  "models",  "model", "train",  "spectrum", "model import", "model export", "shadow", "ota"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlCommand>);
   return kNames[command.index()];
 }

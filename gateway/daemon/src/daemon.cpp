@@ -579,6 +579,7 @@ std::string Daemon::Impl::activate_version(PointRuntime& a, const std::string& v
   a.model = std::move(model);
   a.model_version = version;
   a.model_state = ModelState::scoring;
+  a.drift.reported = false;  // the worker's monitor restarts with the new model
   a.model_error.clear();
   a.train_error.clear();
   spdlog::info("asset '{}': model version {} active", a.key, version);
@@ -644,6 +645,8 @@ void Daemon::Impl::on_window(WindowResult r) {
     a.score = r.score;
     count_shadow(a, r);
   }
+  if (r.drift)  // daemon_drift.cpp
+    on_drift(a, r.model_generation, std::move(*r.drift), std::move(r.drift_feature));
 
   // Alarm logic: while learning only the ISO path has evidence (score 0).
   WindowInput in;
@@ -855,6 +858,7 @@ void Daemon::Impl::store_result(PointRuntime& a, const WindowResult& r, bool for
     row.features.push_back({tag == &a.cfg.speed_tag ? "speed" : "load", t->second.sample.value});
   }
   row.features.push_back({"alarm_level", static_cast<std::int64_t>(a.alarm->level())});
+  if (!r.learning) add_drift_metrics(a, row.features);  // daemon_drift.cpp
   if (!std::isfinite(row.score)) row.score = 0.0;
 
   // One model input per interval, of its first window: a uniform-in-time history to retrain from.
@@ -1168,6 +1172,7 @@ std::vector<MetricSample> Daemon::Impl::collect_metrics() const {
         static_cast<double>(a.alarm->level()), l);
     add("vibgate_asset_velocity_rms_mm_s", "Latest velocity RMS (mm/s)", T::gauge, a.vrms, l);
   }
+  collect_drift_metrics(m);  // daemon_drift.cpp
   return m;
 }
 

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "daemon_impl.hpp"
+#include "vibgate/analytics/onnx.hpp"
 
 namespace vibgate::daemon {
 
@@ -188,6 +189,7 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
                                   (1000.0 * static_cast<double>(a.learn_for.count()));
               ai.learning_progress = std::clamp(done, 0.0, 1.0);
             }
+            fill_drift(a, ai);  // daemon_drift.cpp
             ai.acknowledged = st.acknowledged;
             if (a.shadow) {
               ai.shadow_version = a.shadow->version;
@@ -551,6 +553,34 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
             }
           }
           return ok_reply(std::move(s));
+        } else if constexpr (std::is_same_v<T, ModelImportCommand>) {
+          std::string err;
+          PointRuntime* ap = find_point(c.asset, err);
+          if (!ap) return error_reply(std::move(err));
+          PointRuntime& a = *ap;
+          if (c.onnx.empty()) {  // the state of the last import
+            ModelImportInfo info = a.import_info;
+            info.asset = a.key;
+            if (info.state.empty()) info.state = "none";
+            return ok_reply(std::move(info));
+          }
+          if (std::string e = start_import(a, c); !e.empty()) return error_reply(std::move(e));
+          return ok_reply(a.import_info);
+        } else if constexpr (std::is_same_v<T, ModelExportQuery>) {
+          std::string err;
+          const PointRuntime* ap = find_point(c.asset, err);
+          if (!ap) return error_reply(std::move(err));
+          const PointRuntime& a = *ap;
+          if (!a.model)
+            return error_reply("model export: asset '" + a.key + "' has no active model");
+          // Serializes the in-memory model (a few kB, microseconds): no file IO on the loop.
+          ModelExportInfo info;
+          info.asset = a.key;
+          info.version = a.model_version;
+          info.origin = a.model->origin;
+          if (std::string e = analytics::export_onnx(*a.model, info.onnx); !e.empty())
+            return error_reply("model export: " + e);
+          return ok_reply(std::move(info));
         } else {
           static_assert(kAlwaysFalse<T>, "unhandled command");
         }

@@ -73,6 +73,16 @@ inline OutboxTotals outbox_totals(const OutboxStats& os) {
 enum class ModelState : std::uint8_t { none, learning, scoring, error };
 const char* to_string(ModelState s);
 
+// Drift of a point's model (analytics/drift.hpp) as the analytics worker last reported it
+// (daemon_drift.cpp). Reset when a model is activated.
+struct PointDrift {
+  analytics::DriftStatus status;  // latest status (psi_features empty while not computed)
+  std::string feature;            // input with the largest PSI ("" while not computed)
+  bool reported = false;          // a status arrived for the active model
+  bool drifted = false;           // its state is drifted (for the change event)
+  std::uint64_t generation = 0;   // worker model generation of the status (newest seen)
+};
+
 // Who started a shadow evaluation (Daemon::Impl::start_shadow): logged, in the models table's
 // note and in the model events.
 struct ShadowOrigin {
@@ -125,6 +135,8 @@ struct PointRuntime {
   std::string model_error;
   std::string train_error;  // the last training's failure ("" after a success)
   std::shared_ptr<const analytics::Model> model;
+  // The last ONNX import: its state ("none", "importing", "active", "failed") and report.
+  ModelImportInfo import_info;
 
   // Shadow evaluation (model_shadow.hpp): the running one, if any; a trained version to stage
   // and shadow instead of activating (`model train --from --stage`); model rows this process
@@ -155,6 +167,9 @@ struct PointRuntime {
   std::int64_t interval_start_ms = 0;
   std::vector<float> interval_input;
   std::uint64_t interval_hash = 0;
+
+  // Drift monitoring (daemon_drift.cpp).
+  PointDrift drift;
 };
 
 // One monitored asset: its points (one per channel) in configuration order, and its level
@@ -255,6 +270,14 @@ struct Daemon::Impl {
   void on_trained(std::size_t point, std::shared_ptr<const analytics::Model> model,
                   std::string version, std::string path, std::string note, std::string error);
   std::string activate_version(PointRuntime& a, const std::string& version, std::string note);
+  // ONNX import (daemon_import.cpp): checks the request on the loop, imports on a thread of its
+  // own (calibration rows from the store or the request), registers the result like a training
+  // (on_trained → activate_version). Returns "" (started) or one line.
+  std::string start_import(PointRuntime& a, const ModelImportCommand& c);
+  void on_imported(std::size_t point, std::uint64_t import_id, ModelImportInfo report,
+                   std::shared_ptr<const analytics::Model> model, std::string version,
+                   std::string path, std::string error);
+  std::uint64_t import_seq = 0;
   void init_models();
 
   // ---- model_lifecycle.cpp: shadow evaluation (docs/model.md "Shadow evaluation") ----
@@ -324,6 +347,23 @@ struct Daemon::Impl {
   std::vector<MetricSample> collect_metrics() const;
   std::string status_line() const;
   std::string models_dir(const PointRuntime& a) const;
+
+  // ---- daemon_drift.cpp ----
+  // A drift status from the worker: kept, and a change into or out of "drifted" logged and
+  // stored as a health event (uplinked). Loop thread.
+  // Statuses of an older model generation than the newest seen are ignored; a newer one starts
+  // afresh (no event for the model change itself).
+  void on_drift(PointRuntime& a, std::uint64_t generation, analytics::DriftStatus status,
+                std::string feature);
+  // The point's drift state as reported: "n/a" unless scoring with a status, else the
+  // analytics::to_string of the state.
+  std::string drift_state(const PointRuntime& a) const;
+  // drift_psi_score, drift_psi_feature_max, drift_feature, drift_state for a result row.
+  void add_drift_metrics(const PointRuntime& a, std::vector<Metric>& out) const;
+  // vibgate_asset_drift_psi{what=score|<input>}, _drift_windows, _drift_state of every point.
+  void collect_drift_metrics(std::vector<MetricSample>& m) const;
+  // The AssetInfo drift fields of a point.
+  void fill_drift(const PointRuntime& a, AssetInfo& ai) const;
 
   // ---- daemon_ota.cpp ----
   // Loads the trusted keys and opens the staging directory; "" or one line (start refused).

@@ -36,6 +36,20 @@ std::vector<std::string> model_input_names(const FeatureConfig& config);
 // Names of every reported feature column (the `vibgate features` CSV columns after start_s).
 std::vector<std::string> feature_column_names(const FeatureConfig& config);
 
+// The model-input vector of `f` computed with `config` (what FeatureExtractor::model_input does;
+// out.size() must be model_input_names(config).size()).
+void model_input_of(const FeatureConfig& config, const Features& f, std::span<float> out);
+
+// Rows of the `vibgate features --format csv` columns (feature_column_names(config), without
+// file/channel/start_s; iso_zone ignored) → model-input rows appended to `out`. Rows of the
+// `vibgate features --model-input` columns (model_input_names(config)) are taken as they are.
+// Returns "" or a one-line problem (columns differ from the configuration's, short rows,
+// non-finite values).
+std::string model_inputs_from_columns(const FeatureConfig& config,
+                                      const std::vector<std::string>& columns,
+                                      const std::vector<std::vector<double>>& rows,
+                                      std::vector<std::vector<float>>& out);
+
 class FeatureExtractor {
  public:
   // config must be valid (validate() is called; throws std::invalid_argument otherwise).

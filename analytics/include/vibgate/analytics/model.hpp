@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vibgate/analytics/dense.hpp"
+#include "vibgate/analytics/drift.hpp"
 #include "vibgate/analytics/feature_config.hpp"
 #include "vibgate/analytics/quantized.hpp"
 #include "vibgate/analytics/training.hpp"
@@ -29,6 +30,8 @@ struct TrainingSummary {
   std::uint32_t epochs = 0, best_epoch = 0;
   double train_loss = 0, validation_loss = 0;
   std::string threshold_rule;
+  float prune_fraction = 0;           // TrainOptions::prune_fraction (0: not pruned)
+  std::uint32_t nonzero_weights = 0;  // float weights (not biases) that are not exactly 0
 };
 
 struct Model {
@@ -40,6 +43,11 @@ struct Model {
   float threshold_float = 0, threshold_int8 = 0;  // reconstruction error at score 1.0
   float warning_level = 0.8f;                     // score at which the verdict becomes warning
   TrainingSummary summary;
+  // "trained" (on the gateway) or "onnx:<file name>" (imported, onnx.hpp).
+  std::string origin = "trained";
+  // Drift reference (drift.hpp): score and standardized-input distributions of the training
+  // rows. Empty in model files written before it existed: drift is then reported as n/a.
+  DriftReference drift;
 };
 
 // Threshold rule: threshold = margin · max(q-quantile of all training errors, largest validation
@@ -50,10 +58,17 @@ struct ThresholdRule {
   float headroom = 0.1f;  // activation clamp ranges: training min/max widened by this × range
 };
 
+// margin · max(q-quantile of `errors`, largest errors[i] for i in `validation`), at least 1e-9.
+float threshold_from_errors(const std::vector<float>& errors,
+                            const std::vector<std::size_t>& validation, const ThresholdRule& rule);
+
 // Trains float + int8 models from raw model-input rows (see FeatureExtractor::model_input).
 // Throws std::invalid_argument for unusable data. Thread: caller's.
 Model build_model(const FeatureConfig& features, const std::vector<std::vector<float>>& rows,
                   const TrainOptions& train, const ThresholdRule& rule, TrainingSummary summary);
+
+// Float weights (not biases) of `net` that are not exactly 0 (pruning leaves the others at 0).
+std::uint32_t nonzero_weights(const FloatNetwork& net);
 
 // Writes atomically (temporary file, fsync, rename). Returns "" or a one-line error.
 std::string save_model(const Model& model, const std::string& path);

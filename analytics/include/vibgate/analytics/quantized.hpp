@@ -3,7 +3,9 @@
 // Weights: symmetric int8 per output channel (scale = max|w|/127). Activations: asymmetric int8
 // (scale, zero point) covering the float network's calibrated clamp ranges, which the float path
 // applies too, so both saturate alike far outside the training data. Bias: int32 at scale
-// s_in·s_w. Requantization: fixed-point multiplier (Q31) and shift, ReLU fused into the clamp.
+// s_in·s_w. Requantization: fixed-point multiplier (Q31) and shift, ReLU fused into the clamp;
+// tanh and sigmoid layers requantize to their pre-activation scale and then map each int8 value
+// through a 256-entry lookup table to the output scale.
 // Between the input quantization and the output dequantization only integer arithmetic runs.
 // The portable scalar kernel and the AVX2 kernel compute the same exact integer function (exact
 // dot products, exact requantization, the same input rounding), so their outputs are
@@ -35,16 +37,30 @@ struct QuantLayer {
   std::vector<std::int32_t> multiplier; // Q31, in [2^30, 2^31)
   std::vector<std::int32_t> shift;      // right shift after the Q31 multiply (may be negative)
   QuantParams input, output;
-  bool relu = false;
+  Activation activation = Activation::linear;
+  // tanh/sigmoid only: the accumulator is requantized to `pre` (the calibrated pre-activation
+  // range), then lut[q + 128] is the output at the `output` scale. Empty for other activations.
+  QuantParams pre;
+  std::vector<std::int8_t> lut;
+  // The zero point the accumulator is requantized to (pre's for LUT layers, else output's).
+  std::int32_t requant_zero_point() const {
+    return uses_lut(activation) ? pre.zero_point : output.zero_point;
+  }
 };
+
+// The 256-entry table of a tanh/sigmoid layer: entry q + 128 is the output value (int8 at `out`)
+// of the pre-activation value pre.scale·(q − pre.zero_point), computed in double and rounded half
+// away from zero. Throws std::invalid_argument for other activations.
+std::vector<std::int8_t> activation_lut(Activation a, QuantParams pre, QuantParams out);
 
 enum class Int8Kernel { automatic, scalar, avx2 };
 
 class QuantizedNetwork {
  public:
   QuantizedNetwork() = default;
-  // Validates (every layer input ≤ kMaxLayerInput wide, so accumulators stay below 2^32) and
-  // derives bias_eff and the AVX2 kernel's layout.
+  // Validates (every layer input ≤ kMaxLayerInput wide, so accumulators stay below 2^32; a
+  // tanh/sigmoid layer has valid pre-activation parameters and a 256-entry table) and derives
+  // bias_eff and the AVX2 kernel's layout.
   explicit QuantizedNetwork(std::vector<QuantLayer> layers);
 
   static constexpr std::size_t kMaxLayerInput = 4096;
@@ -86,10 +102,11 @@ class QuantizedNetwork {
 };
 
 // Quantizes a trained float network whose clamps were calibrated (FloatNetwork::calibrate):
-// the activation ranges are exactly the float clamps. Throws std::invalid_argument otherwise.
-// A weight row whose largest |w| is negligible (< 1e-12, or a requantization multiplier below
-// 2^-32: dead ReLU units end training with denormal weights) becomes a zero row with the nominal
-// scale s_out/s_in, so its output is the bias alone.
+// the activation ranges are exactly the float clamps (for tanh/sigmoid layers the pre-activation
+// range gives the requantization target and the lookup table's input). Throws std::invalid_argument
+// otherwise. A weight row whose largest |w| is negligible (< 1e-12, or a requantization multiplier
+// below 2^-32: dead ReLU units end training with denormal weights) becomes a zero row with the
+// nominal scale s_out/s_in, so its output is the bias alone.
 QuantizedNetwork quantize(const FloatNetwork& net);
 
 // round(acc · M) with M = multiplier·2^−(31+shift), round half away from zero, saturated to

@@ -31,6 +31,17 @@ struct TrainOptions {
   double validation_fraction = 0.2;
   double min_std = 0.02;               // floor of the per-feature standard deviation
   double weight_decay = 1e-4;          // L2 on weights, keeps the tiny net smooth
+  // Magnitude pruning with fine-tuning (docs/model.md, "Pruning"); 0 = off. After the dense
+  // training, the smallest-|w| weights of every layer are set to zero in `prune_steps` equal
+  // steps up to this fraction of the layer's weights (exactly round(fraction · in · out) per
+  // layer; biases untouched), each step followed by fine-tuning with the zeros enforced after
+  // every Adam step (their Adam moments stay 0 too) and the same early stopping. Must be in [0, 1).
+  double prune_fraction = 0;
+  // Fine-tuning epochs over all steps (split evenly, each step with early stopping); 0: the dense
+  // epoch limit again (measured: 30 % of it left 75–90 % pruned nets still improving,
+  // docs/model.md), at least one per step.
+  std::size_t prune_finetune_epochs = 0;
+  std::size_t prune_steps = 3;
 };
 
 struct TrainStats {
@@ -38,6 +49,11 @@ struct TrainStats {
   std::size_t epoch_limit = 0;  // min(max_epochs, budget epochs)
   std::size_t train_count = 0, validation_count = 0;
   double train_loss = 0, validation_loss = 0;
+  // Pruning (all 0 without): fine-tuning epochs run (included in `epochs`), the validation loss
+  // of the dense network before pruning, weights (not biases) that are exactly zero.
+  std::size_t finetune_epochs = 0;
+  double dense_validation_loss = 0;
+  std::size_t pruned_weights = 0;
 };
 
 struct TrainedAutoencoder {
@@ -48,7 +64,8 @@ struct TrainedAutoencoder {
 };
 
 // Trains on `inputs` (rows of equal length, raw model-input vectors). Throws std::invalid_argument
-// when there are fewer than 8 rows, rows differ in length, or a value is not finite.
+// when there are fewer than 8 rows, rows differ in length, a value is not finite, or
+// prune_fraction is outside [0, 1).
 // Thread: the caller's; uses one core.
 TrainedAutoencoder train_autoencoder(const std::vector<std::vector<float>>& inputs,
                                      const TrainOptions& options);

@@ -32,6 +32,7 @@ struct DeviceHealth {
   // requests: requests sent; request_errors: failed attempts, failed connects included.
   std::uint64_t requests = 0, request_errors = 0, bytes_sent = 0, bytes_received = 0;
   std::uint64_t waveform_blocks = 0, waveform_gaps = 0, waveform_torn = 0;
+  std::uint64_t waveform_invalid = 0;  // new blocks dropped for a NaN/Inf sample
   std::int64_t last_ok_wall_ns = 0;
 };
 

@@ -82,6 +82,7 @@ struct ModelInputQuery {
   std::int64_t from_ms = 0, to_ms = 0;  // inclusive wall-clock range
   std::uint64_t input_hash = 0;         // only rows computed with these feature settings
   std::size_t max_rows = 20000;         // a uniform sample beyond this many
+  bool normal_only = false;             // only results whose verdict was normal (healthy)
 };
 struct ModelInputs {
   std::vector<std::vector<float>> rows;

@@ -40,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vibgate/analytics/drift.hpp"
 #include "vibgate/analytics/features.hpp"
 #include "vibgate/analytics/model.hpp"
 #include "vibgate/common/outbox.hpp"
@@ -87,6 +88,12 @@ struct WindowResult {
   // k * spectrum_bin_hz, input units); null in the other windows.
   std::shared_ptr<const std::vector<float>> spectrum;
   double spectrum_bin_hz = 0.0;
+  // Drift (analytics/drift.hpp): the point's monitor status, attached to the first scored window
+  // after a model change and then to every DriftSettings::update_every-th one (empty otherwise,
+  // and always while learning). drift_feature names the input with the largest PSI ("" while
+  // no PSI is computed).
+  std::optional<analytics::DriftStatus> drift;
+  std::string drift_feature;
   // Shadow evaluation: set when the asset has a shadow model (set_shadow) and this window was
   // scored by the active model; the shadow model's score of the same model input.
   bool shadow_scored = false;
@@ -99,6 +106,13 @@ class AnalyticsWorker {
  public:
   struct Options {
     std::size_t queue_capacity_blocks = 64;  // >= 1; blocks beyond are dropped and counted
+  };
+
+  // Drift monitoring of every scored point: its model's drift reference against the last
+  // options.window windows; the PSI is recomputed every update_every windows (>= 1).
+  struct DriftSettings {
+    analytics::DriftOptions options;
+    std::size_t update_every = 16;
   };
 
   // Counters since construction. Thread: any.
@@ -126,6 +140,9 @@ class AnalyticsWorker {
   // unusable model configuration. on_result is called on the worker thread, one window at a time,
   // in window order per asset.
   AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result);
+  // The same with other drift settings (the above uses DriftSettings{}).
+  AnalyticsWorker(std::vector<AssetSpec> assets, Options options, ResultFn on_result,
+                  DriftSettings drift);
   ~AnalyticsWorker();  // stop()
   AnalyticsWorker(const AnalyticsWorker&) = delete;
   AnalyticsWorker& operator=(const AnalyticsWorker&) = delete;
@@ -183,6 +200,8 @@ class AnalyticsWorker {
   void process(Item& item);
   std::shared_ptr<analytics::FeatureExtractor> shared_extractor(const analytics::FeatureConfig& f);
   void apply_pending_model(Asset& a, std::size_t index);
+  void reset_drift(Asset& a);                       // a new model (or learning): a fresh monitor
+  void update_drift(Asset& a, WindowResult& r);     // one scored window into the monitor
   // Shadow evaluation (worker thread): takes a pending set_shadow(), and scores one window.
   void apply_pending_shadow(Asset& a, std::size_t index);
   static void score_shadow(Asset& a, WindowResult& r);
@@ -193,6 +212,7 @@ class AnalyticsWorker {
   std::unordered_map<std::string, std::size_t> by_asset_;
   Options options_;
   ResultFn on_result_;
+  DriftSettings drift_;
 
   mutable std::mutex mu_;            // guards everything below, up to thread_
   std::condition_variable work_cv_;  // worker: item queued or stopping

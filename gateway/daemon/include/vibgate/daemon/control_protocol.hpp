@@ -83,13 +83,30 @@ struct SpectrumQuery {
   std::string asset;
 };
 
+// Import an ONNX autoencoder as a new model version (runs on the daemon's trainer thread; the
+// reply says "importing"). With empty `onnx`: the state and report of the asset's last import.
+struct ModelImportCommand {
+  std::string asset;
+  std::string file_name;
+  std::string onnx;                     // the file's bytes (at most kMaxOnnxImport)
+  std::int64_t from_ms = 0, to_ms = 0;  // stored healthy windows in range; 0/0: all stored
+  std::vector<std::string> columns;     // calibration rows from a features CSV instead:
+  std::vector<float> values;            // rows × columns.size() values
+  std::string calibration_name;
+};
+inline constexpr std::size_t kMaxOnnxImport = 3u * 1024u * 1024u;
+inline constexpr std::size_t kMaxCalibrationRows = 20000;
+// The active model of an asset as ONNX.
+struct ModelExportQuery {
+  std::string asset;
+};
 // Over-the-air model bundles: partial transfers and recent bundles (docs/ota.md).
 struct OtaQuery {};
 
 using ControlCommand =
     std::variant<StatusQuery, DevicesQuery, TagsQuery, AssetsQuery, AlertsQuery, AckCommand,
                  TrendQuery, QueueQuery, ModelsQuery, ModelCommand, TrainCommand, SpectrumQuery,
-                 ShadowCommand, OtaQuery>;
+                 ModelImportCommand, ModelExportQuery, ShadowCommand, OtaQuery>;
 
 struct ControlRequest {
   std::uint64_t id = 0;  // echoed in the reply
@@ -147,6 +164,14 @@ struct AssetInfo {
   double learning_progress = 0.0;     // 0..1 while model_state is "learning"
   bool acknowledged = false;          // the active alert was acknowledged
   std::uint64_t active_alert_id = 0;  // 0 = none
+  // Drift of the model (docs/model.md "Drift"): PSI of the score and the largest feature PSI
+  // (0 while not computed), that feature's name, windows in the monitor, and the state
+  // ("stable", "shifting", "drifted", "n/a", "n/a (model has no reference)").
+  double drift_psi_score = 0.0;
+  double drift_psi_feature_max = 0.0;
+  std::string drift_feature;
+  std::uint64_t drift_windows = 0;
+  std::string drift_state;
   std::string shadow_version{};       // version in shadow evaluation ("" = none)
   double shadow_score = 0.0;          // the shadow model's latest score
   double shadow_progress = 0.0;       // 0..1 of the evaluation period
@@ -209,6 +234,27 @@ struct Spectrum {
   std::vector<SpectrumMarker> markers;
 };
 
+// State and float-vs-int8 report of an ONNX import (docs/model.md).
+struct ModelImportInfo {
+  std::string asset;
+  std::string state;  // "importing", "active", "failed", "none"
+  std::uint64_t import_id = 0;
+  std::string version;
+  std::string error;
+  std::string file_name;
+  std::uint64_t rows = 0;
+  std::vector<std::string> layers;
+  std::string normalization;
+  double threshold_float = 0, threshold_int8 = 0;
+  double pearson = 0, max_abs_diff = 0, max_rel_diff = 0, verdict_agreement = 0;
+  std::vector<std::string> warnings;
+  std::string note;
+};
+struct ModelExportInfo {
+  std::string asset;
+  std::string version;
+  std::string onnx;
+  std::string origin;
 // One over-the-air bundle the daemon knows of (`ota`).
 struct OtaBundleInfo {
   std::string bundle_id;
@@ -232,7 +278,7 @@ struct OtaInfo {
 using ControlPayload =
     std::variant<std::monostate, StatusInfo, std::vector<DeviceInfo>, std::vector<TagInfo>,
                  std::vector<AssetInfo>, std::vector<AlertInfo>, AckInfo, Trend, QueueInfo,
-                 std::vector<ModelInfo>, Spectrum, OtaInfo>;
+                 std::vector<ModelInfo>, Spectrum, ModelImportInfo, ModelExportInfo, OtaInfo>;
 
 struct ControlReply {
   std::uint64_t id = 0;  // the request's id; 0 with ok == false: the server refused the connection
@@ -256,7 +302,8 @@ std::optional<ControlReply> decode_reply(std::string_view body);
 std::uint32_t decode_frame_length(std::string_view header);
 
 // The command's name as the CLI spells it ("status", "devices", "tags", "assets", "alerts",
-// "ack", "trend", "queue", "models", "model", "train", "spectrum", "shadow"), for log lines.
+// "ack", "trend", "queue", "models", "model", "train", "spectrum", "model import",
+// "model export", "shadow"), for log lines.
 std::string_view command_name(const ControlCommand& command);
 
 }  // namespace vibgate::daemon
