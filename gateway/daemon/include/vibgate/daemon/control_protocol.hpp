@@ -255,6 +255,8 @@ struct ModelExportInfo {
   std::string version;
   std::string onnx;
   std::string origin;
+};
+
 // One over-the-air bundle the daemon knows of (`ota`).
 struct OtaBundleInfo {
   std::string bundle_id;
