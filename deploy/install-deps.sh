@@ -8,6 +8,7 @@ PACKAGES=(
   libfftw3-dev libsndfile1-dev libprotobuf-dev protobuf-compiler libspdlog-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libboost-dev libmodbus-dev
   libsqlite3-dev sqlite3 zlib1g-dev libmosquitto-dev libssl-dev mosquitto mosquitto-clients openssl
+  libsodium-dev python3-protobuf
   python3-pymodbus python3-serial python3-serial-asyncio python3-paho-mqtt mbpoll socat
   libgtest-dev libgmock-dev libbenchmark-dev clang-14 libfuzzer-14-dev
   debhelper lintian help2man man-db

@@ -6,6 +6,7 @@
 #include <iostream>
 #include <string>
 
+#include "cli/bundle_commands.hpp"
 #include "cli/offline_commands.hpp"
 #include "cli/online_commands.hpp"
 #include "vibgate/daemon/daemon_config.hpp"
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
     app.get_subcommand(name)->group("Offline analysis (recordings)");
   }
   vibgate::cli::OnlineCommands online(app, std::cout, std::cerr);
+  vibgate::cli::BundleCommands bundle(app, std::cout, std::cerr);
   // `vibgate config check FILE`: the daemon's own parser, without a daemon (exit 0 valid, 2 not).
   auto* config = app.add_subcommand("config", "Configuration files of vibgated");
   config->group("Configuration");
@@ -61,5 +63,6 @@ int main(int argc, char** argv) {
       return vibgate::cli::kExitUsage;
     }
   }
+  if (bundle.selected()) return bundle.run_selected();
   return online.selected() ? online.run_selected() : offline.run_selected();
 }

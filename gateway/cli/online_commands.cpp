@@ -482,6 +482,31 @@ std::string render_queue(const vd::QueueInfo& q, std::int64_t now_ms) {
                        {"dropped total", std::to_string(q.dropped_total)}});
 }
 
+std::string render_ota(const vd::OtaInfo& info, std::int64_t now_ms) {
+  if (!info.enabled) return "over-the-air updates: off ([ota] enabled = false)\n";
+  std::string keys;
+  for (const auto& k : info.trusted_keys) keys += (keys.empty() ? "" : ", ") + k;
+  std::string out = "trusted keys: " + keys + "\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& b : info.bundles) {
+    std::string bytes = std::to_string(b.next_offset) + "/" + std::to_string(b.total);
+    std::string detail = b.state == "refused" ? b.reason + ": " + b.detail : b.targets;
+    rows.push_back({b.bundle_id, b.state, bytes, format_age(b.updated_ms, now_ms),
+                    b.key_id.empty() ? std::string("-") : b.key_id,
+                    b.sequence ? std::to_string(b.sequence) : std::string("-"),
+                    detail.empty() ? std::string("-") : detail});
+  }
+  out += render_table({{"BUNDLE"},
+                       {"STATE"},
+                       {"BYTES", true},
+                       {"UPDATED"},
+                       {"KEY"},
+                       {"SEQUENCE", true},
+                       {"TARGETS / REASON"}},
+                      rows, "no bundles since the daemon started");
+  return out;
+}
+
 std::string render_model_list(const std::vector<vd::ModelInfo>& models) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& m : models) {
@@ -716,6 +741,22 @@ ordered_json to_json(const vd::Trend& t) {
   return {{"asset", t.asset}, {"metric", t.metric}, {"points", std::move(points)}};
 }
 
+ordered_json to_json(const vd::OtaInfo& o) {
+  ordered_json bundles = ordered_json::array();
+  for (const auto& b : o.bundles)
+    bundles.push_back({{"bundle_id", b.bundle_id},
+                       {"state", b.state},
+                       {"next_offset", b.next_offset},
+                       {"total", b.total},
+                       {"updated_ms", b.updated_ms},
+                       {"reason", b.reason},
+                       {"detail", b.detail},
+                       {"key_id", b.key_id},
+                       {"sequence", b.sequence},
+                       {"targets", b.targets}});
+  return {{"enabled", o.enabled}, {"trusted_keys", o.trusted_keys}, {"bundles", bundles}};
+}
+
 ordered_json to_json(const vd::QueueInfo& q) {
   return {{"depth", q.depth},           {"bytes", q.bytes},
           {"oldest_ms", q.oldest_ms},   {"uplink_connected", q.uplink_connected},
@@ -861,6 +902,7 @@ struct OnlineCommands::State {
   std::string export_model, export_onnx;
   double import_wait_s = 600;
   CLI::App* model_shadow = nullptr;
+  CLI::App* ota = nullptr;
 
   // shared (only one command runs)
   std::string socket = kDefaultControlSocket;
@@ -951,6 +993,7 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
       ->check(CLI::Range(8, 1000));
   s.spectrum->add_option("--height", s.height, "Plot rows (default 12)")->check(CLI::Range(3, 200));
   s.queue = app.add_subcommand("queue", "Store-and-forward outbox and uplink totals");
+  s.ota = app.add_subcommand("ota", "Over-the-air model bundles: partial transfers, recent bundles");
 
   s.model = app.add_subcommand(
       "model", "Model versions: list, show, promote, rollback, train, shadow, import, export");
@@ -1049,12 +1092,12 @@ OnlineCommands::OnlineCommands(CLI::App& app, std::ostream& out, std::ostream& e
   s.model_export->add_option("--onnx", s.export_onnx, "ONNX file to write")->required();
 
   for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
-                        s.queue, s.model_list, s.model_show, s.model_promote, s.model_rollback,
+                        s.queue, s.ota, s.model_list, s.model_show, s.model_promote, s.model_rollback,
                         s.model_train, s.model_shadow, s.model_import, s.model_export}) {
     s.add_common(cmd);
   }
   for (CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend, s.spectrum,
-                        s.queue, s.model}) {
+                        s.queue, s.ota, s.model}) {
     cmd->group(group);
   }
 }
@@ -1064,7 +1107,7 @@ OnlineCommands::~OnlineCommands() { delete s_; }
 bool OnlineCommands::selected() const {
   const State& s = *s_;
   for (const CLI::App* cmd : {s.status, s.devices, s.tags, s.assets, s.alerts, s.ack, s.trend,
-                              s.spectrum, s.queue, s.model}) {
+                              s.spectrum, s.queue, s.ota, s.model}) {
     if (cmd->parsed()) return true;
   }
   return false;
@@ -1184,6 +1227,10 @@ int OnlineCommands::State::run() {
     return show<vd::Spectrum>(vd::SpectrumQuery{asset}, "spectrum", [&](const vd::Spectrum& sp) {
       return render_spectrum_text(sp.asset.empty() ? asset : sp.asset, sp, o, now);
     });
+  }
+  if (ota->parsed()) {
+    return show<vd::OtaInfo>(vd::OtaQuery{}, "over-the-air information",
+                             [now](const auto& p) { return render_ota(p, now); });
   }
   if (queue->parsed()) {
     return show<vd::QueueInfo>(vd::QueueQuery{}, "queue information",

@@ -78,6 +78,8 @@ std::string render_assets(const std::vector<daemon::AssetInfo>& assets, std::int
 std::string render_alerts(const std::vector<daemon::AlertInfo>& alerts);
 std::string render_ack(const daemon::AckInfo& ack);
 std::string render_queue(const daemon::QueueInfo& q, std::int64_t now_ms);
+// `ota`: the trusted keys, then one row per recent over-the-air bundle.
+std::string render_ota(const daemon::OtaInfo& info, std::int64_t now_ms);
 // `model list`: one row per entry; the active version marked with '*'.
 std::string render_model_list(const std::vector<daemon::ModelInfo>& models);
 // `model show ASSET`: every version of that asset with all its fields, the active one marked.
@@ -107,6 +109,7 @@ nlohmann::ordered_json to_json(const daemon::AlertInfo& a);
 nlohmann::ordered_json to_json(const daemon::AckInfo& a);
 nlohmann::ordered_json to_json(const daemon::Trend& t);
 nlohmann::ordered_json to_json(const daemon::QueueInfo& q);
+nlohmann::ordered_json to_json(const daemon::OtaInfo& o);
 nlohmann::ordered_json to_json(const daemon::ModelInfo& m);
 nlohmann::ordered_json to_json(const daemon::Spectrum& s);
 nlohmann::ordered_json to_json(const daemon::ModelImportInfo& m);

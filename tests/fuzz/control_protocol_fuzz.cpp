@@ -39,7 +39,7 @@ void check_request(const ControlRequest& req) {
   static const std::set<std::string_view> kNames = {"status", "devices", "tags",  "assets",
                                                     "alerts", "ack",     "trend", "queue",
                                                     "models", "model",   "train", "spectrum",
-                                                    "model import", "model export"};
+                                                    "model import", "model export", "shadow", "ota"};
   FUZZ_CHECK(kNames.count(command_name(req.command)) == 1, command_name(req.command));
   const std::string frame = encode_request_frame(req);
   check_frame(frame);

@@ -62,4 +62,82 @@ std::string encode_status(bool online, std::uint64_t session, std::int64_t now_m
   return j.dump();
 }
 
+std::string bundle_command_topic(const std::string& prefix, const std::string& node) {
+  std::string t = prefix;
+  t += '/';
+  t += node;
+  t += "/cmd/model_bundle";
+  return t;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    const int v = val(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xffu);
+    }
+  }
+  return out;
+}
+
+BundleChunk decode_bundle_command(const std::string& payload) {
+  BundleChunk c;
+  auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    c.error = "model_bundle command is not a JSON object";
+    return c;
+  }
+  auto str = [&](const char* key, std::string* out) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) {
+      if (c.error.empty())
+        c.error = std::string("model_bundle command: \"") + key + "\" missing or not a string";
+      return;
+    }
+    *out = it->get<std::string>();
+  };
+  auto num = [&](const char* key, std::uint64_t* out) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number_unsigned()) {
+      if (c.error.empty())
+        c.error = std::string("model_bundle command: \"") + key +
+                  "\" missing or not a non-negative integer";
+      return;
+    }
+    *out = it->get<std::uint64_t>();
+  };
+  str("bundle_id", &c.bundle_id);
+  num("offset", &c.offset);
+  num("total", &c.total);
+  str("sha256", &c.sha256_hex);
+  std::string b64;
+  str("data", &b64);
+  if (c.error.empty()) {
+    auto data = base64_decode(b64);
+    if (!data)
+      c.error = "model_bundle command: \"data\" is not base64";
+    else
+      c.data = std::move(*data);
+  }
+  return c;
+}
+
 }  // namespace vibgate::uplink::json

@@ -10,9 +10,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "vibgate/common/outbox.hpp"
+#include "vibgate/uplink/uplink.hpp"
 
 namespace vibgate::uplink::json {
 
@@ -22,5 +25,13 @@ std::string status_topic(const std::string& prefix, const std::string& node);
 std::string encode_record(const UplinkRecord& record, const std::string& node,
                           std::uint64_t session, std::uint64_t seq, bool historical);
 std::string encode_status(bool online, std::uint64_t session, std::int64_t now_ms);
+
+// <prefix>/<node>/cmd/model_bundle: bundle chunk commands (docs/ota.md).
+std::string bundle_command_topic(const std::string& prefix, const std::string& node);
+// {"bundle_id": str, "offset": uint, "total": uint, "sha256": hex str, "data": base64 str}.
+// A malformed payload gives a chunk with `error` set (one line).
+BundleChunk decode_bundle_command(const std::string& payload);
+// Standard base64 (RFC 4648, padding optional, no whitespace); nullopt when not base64.
+std::optional<std::string> base64_decode(std::string_view text);
 
 }  // namespace vibgate::uplink::json

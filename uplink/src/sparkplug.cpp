@@ -266,4 +266,76 @@ bool is_rebirth_command(const std::string& payload, std::string* error) {
   return false;
 }
 
+NodeCommand decode_node_command(const std::string& payload) {
+  NodeCommand c;
+  PbPayload p;
+  if (!p.ParseFromString(payload)) {
+    c.error = "NCMD payload is not a Sparkplug B payload";
+    return c;
+  }
+  const std::string_view prefix = kBundlePrefix;
+  bool id = false, offset = false, total = false, sha = false, chunk = false;
+  std::string problem;
+  auto integer = [&problem](const PbMetric& m, const char* name, std::uint64_t* out) {
+    if (m.has_long_value()) {
+      *out = m.long_value();
+    } else if (m.has_int_value()) {
+      *out = m.int_value();
+    } else {
+      if (problem.empty()) problem = std::string(kBundlePrefix) + name + " is not an integer";
+      return false;
+    }
+    return true;
+  };
+  for (const auto& m : p.metrics()) {
+    if (!m.has_name()) continue;
+    const std::string& name = m.name();
+    if (name == kRebirthMetric && m.has_boolean_value() && m.boolean_value()) c.rebirth = true;
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    c.has_bundle = true;
+    const std::string_view field = std::string_view(name).substr(prefix.size());
+    if (field == "Id") {
+      if (m.has_string_value()) {
+        c.chunk.bundle_id = m.string_value();
+        id = true;
+      } else if (problem.empty()) {
+        problem = "Model/Bundle/Id is not a String";
+      }
+    } else if (field == "Offset") {
+      offset = integer(m, "Offset", &c.chunk.offset);
+    } else if (field == "Total") {
+      total = integer(m, "Total", &c.chunk.total);
+    } else if (field == "Sha256") {
+      if (m.has_string_value()) {
+        c.chunk.sha256_hex = m.string_value();
+        sha = true;
+      } else if (problem.empty()) {
+        problem = "Model/Bundle/Sha256 is not a String";
+      }
+    } else if (field == "Chunk") {
+      if (m.has_bytes_value()) {
+        c.chunk.data = m.bytes_value();
+        chunk = true;
+      } else if (problem.empty()) {
+        problem = "Model/Bundle/Chunk is not Bytes";
+      }
+    }
+  }
+  if (!c.has_bundle) return c;
+  if (problem.empty()) {
+    const char* missing = !id       ? "Id"
+                          : !offset ? "Offset"
+                          : !total  ? "Total"
+                          : !sha    ? "Sha256"
+                          : !chunk  ? "Chunk"
+                                    : nullptr;
+    if (missing) problem = std::string("bundle command without Model/Bundle/") + missing;
+  }
+  if (!problem.empty()) {
+    c.chunk.error = problem;
+    c.error = problem;
+  }
+  return c;
+}
+
 }  // namespace vibgate::uplink::spb

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "vibgate/common/outbox.hpp"
+#include "vibgate/uplink/uplink.hpp"
 
 namespace vibgate::uplink::spb {
 
@@ -79,5 +80,20 @@ void encode_ddata(const DeviceModel& dev, const UplinkRecord& record, std::uint8
 // True when an NCMD payload asks for a rebirth ("Node Control/Rebirth" = true).
 // Malformed payloads return false and set `error`.
 bool is_rebirth_command(const std::string& payload, std::string* error);
+
+// Bundle chunk metrics of an NCMD (docs/ota.md): Model/Bundle/Id (String), .../Offset and
+// .../Total (any integer type), .../Sha256 (String, hex), .../Chunk (Bytes).
+inline constexpr const char* kBundlePrefix = "Model/Bundle/";
+
+// One NCMD decoded: the rebirth request and/or a bundle chunk. `error` set: not a Sparkplug
+// payload, or a bundle command missing or mistyping a metric (then has_bundle is true and
+// chunk.error holds the problem).
+struct NodeCommand {
+  bool rebirth = false;
+  bool has_bundle = false;  // at least one Model/Bundle/ metric was present
+  BundleChunk chunk;
+  std::string error;
+};
+NodeCommand decode_node_command(const std::string& payload);
 
 }  // namespace vibgate::uplink::spb

@@ -352,6 +352,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
       std::string st = json::encode_status(true, connect_count_, now_ms());
       conn_->publish(json::status_topic(cfg_.json_prefix, cfg_.edge_node_id), st.data(), st.size(),
                      1, true, nullptr);
+      if (bundle_handler_)
+        conn_->subscribe(json::bundle_command_topic(cfg_.json_prefix, cfg_.edge_node_id), 1);
     }
     if (cfg_.primary_host_id.empty() || cfg_.profile == Profile::json) go_online();
     update_stats();
@@ -380,6 +382,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
     }
     ++epoch_;  // results of fetches started before this point are dropped
     update_stats();
+    if (online_handler_) online_handler_();
+    if (!conn_ || !online_) return;
     pump();
   }
 
@@ -454,10 +458,29 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
 
   // ---- incoming ----
   void message(const std::string& topic, const std::string& payload) {
-    if (cfg_.profile != Profile::sparkplug) return;
+    if (cfg_.profile != Profile::sparkplug) {
+      if (bundle_handler_ &&
+          topic == json::bundle_command_topic(cfg_.json_prefix, cfg_.edge_node_id)) {
+        BundleChunk chunk = json::decode_bundle_command(payload);
+        if (!chunk.error.empty()) spdlog::warn("uplink: {}: {}", topic, chunk.error);
+        bundle_handler_(std::move(chunk));
+      }
+      return;
+    }
     if (topic == spb::node_topic(cfg_.group_id, "NCMD", cfg_.edge_node_id)) {
-      std::string err;
-      if (spb::is_rebirth_command(payload, &err)) {
+      spb::NodeCommand cmd = spb::decode_node_command(payload);
+      if (cmd.has_bundle) {
+        if (!cmd.error.empty()) spdlog::warn("uplink: {}: {}", topic, cmd.error);
+        if (bundle_handler_) {
+          bundle_handler_(std::move(cmd.chunk));
+        } else {
+          spdlog::warn("uplink: {}: model bundle command ignored: over-the-air updates are off",
+                       topic);
+        }
+        if (!conn_) return;  // the handler may not, but be safe: nothing more for this session
+      }
+      const std::string& err = cmd.error;
+      if (cmd.rebirth) {
         {
           std::lock_guard lock(stats_mu_);
           stats_.rebirth_requests++;
@@ -469,7 +492,7 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
           seq_ = 0;
           send_births();
         }
-      } else if (!err.empty()) {
+      } else if (!err.empty() && !cmd.has_bundle) {
         spdlog::warn("uplink: {}: {}", topic, err);
       }
       return;
@@ -744,6 +767,8 @@ struct Uplink::Impl : std::enable_shared_from_this<Impl> {
 
   asio::io_context& io_;
   UplinkConfig cfg_;
+  std::function<void(BundleChunk)> bundle_handler_;  // set before start(); loop thread
+  std::function<void()> online_handler_;
   OutboxSource& outbox_;
   asio::steady_timer reconnect_timer_;
   asio::steady_timer pump_timer_;
@@ -790,6 +815,12 @@ Uplink::~Uplink() {
   if (impl_ && impl_->running_) impl_->stop();
 }
 
+void Uplink::on_bundle_chunk(std::function<void(BundleChunk chunk)> handler) {
+  impl_->bundle_handler_ = std::move(handler);
+}
+void Uplink::on_online(std::function<void()> handler) {
+  impl_->online_handler_ = std::move(handler);
+}
 void Uplink::start() { impl_->start(); }
 void Uplink::stop() { impl_->stop(); }
 UplinkStats Uplink::stats() const { return impl_->snapshot(); }

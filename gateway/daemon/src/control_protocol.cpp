@@ -109,6 +109,8 @@ std::string encode_request_frame(const ControlRequest& request) {
           o->set_calibration_name(c.calibration_name);
         } else if constexpr (std::is_same_v<T, ModelExportQuery>) {
           m.mutable_model_export()->set_asset(c.asset);
+        } else if constexpr (std::is_same_v<T, OtaQuery>) {
+          m.mutable_ota();
         } else if constexpr (std::is_same_v<T, ShadowCommand>) {
           auto* o = m.mutable_shadow();
           o->set_asset(c.asset);
@@ -183,6 +185,9 @@ std::optional<ControlRequest> decode_request(std::string_view body) {
     case pb::Request::kTrain:
       r.command = TrainCommand{m.train().asset(), m.train().duration_s(), m.train().from_ms(),
                                m.train().to_ms(), m.train().stage()};
+      break;
+    case pb::Request::kOta:
+      r.command = OtaQuery{};
       break;
     case pb::Request::kShadow: {
       const auto& x = m.shadow();
@@ -322,6 +327,23 @@ std::string encode_reply_frame(const ControlReply& reply) {
             auto* o = t->add_points();
             o->set_ts_ms(pt.ts_ms);
             o->set_value(pt.value);
+          }
+        } else if constexpr (std::is_same_v<T, OtaInfo>) {
+          auto* o = m.mutable_ota();
+          o->set_enabled(p.enabled);
+          for (const auto& k : p.trusted_keys) o->add_trusted_keys(k);
+          for (const auto& b : p.bundles) {
+            auto* x = o->add_bundles();
+            x->set_bundle_id(b.bundle_id);
+            x->set_state(b.state);
+            x->set_next_offset(b.next_offset);
+            x->set_total(b.total);
+            x->set_updated_ms(b.updated_ms);
+            x->set_reason(b.reason);
+            x->set_detail(b.detail);
+            x->set_key_id(b.key_id);
+            x->set_sequence(b.sequence);
+            x->set_targets(b.targets);
           }
         } else if constexpr (std::is_same_v<T, QueueInfo>) {
           auto* q = m.mutable_queue();
@@ -543,6 +565,17 @@ std::optional<ControlReply> decode_reply(std::string_view body) {
       r.payload = ModelExportInfo{x.asset(), x.version(), x.onnx(), x.origin()};
       break;
     }
+    case pb::Response::kOta: {
+      const auto& x = m.ota();
+      OtaInfo o;
+      o.enabled = x.enabled();
+      o.trusted_keys.assign(x.trusted_keys().begin(), x.trusted_keys().end());
+      for (const auto& b : x.bundles())
+        o.bundles.push_back({b.bundle_id(), b.state(), b.next_offset(), b.total(), b.updated_ms(),
+                             b.reason(), b.detail(), b.key_id(), b.sequence(), b.targets()});
+      r.payload = std::move(o);
+      break;
+    }
     case pb::Response::kSpectrum: {
       const auto& x = m.spectrum();
       Spectrum o;
@@ -568,7 +601,7 @@ std::uint32_t decode_frame_length(std::string_view header) {
 std::string_view command_name(const ControlCommand& command) {
   static constexpr std::string_view kNames[] = {
       "status", "devices", "tags",  "assets", "alerts",   "ack",          "trend",
-      "queue",  "models",  "model", "train",  "spectrum", "model import", "model export", "shadow"};
+      "queue",  "models",  "model", "train",  "spectrum", "model import", "model export", "shadow", "ota"};
   static_assert(std::size(kNames) == std::variant_size_v<ControlCommand>);
   return kNames[command.index()];
 }

@@ -212,6 +212,9 @@ std::string Daemon::Impl::start() {
       return err;
   }
 
+  if (cfg.ota.enabled) {
+    if (std::string err = start_ota(); !err.empty()) return err;
+  }
   if (cfg.store_uplink.uplink_enabled) {
     try {
       uplink = std::make_unique<uplink::Uplink>(io, cfg.store_uplink.uplink, *store);
@@ -219,6 +222,10 @@ std::string Daemon::Impl::start() {
       std::string msg = "uplink: ";
       msg += e.what();
       return msg;
+    }
+    if (ota) {
+      uplink->on_bundle_chunk([this](uplink::BundleChunk c) { on_bundle_chunk(std::move(c)); });
+      uplink->on_online([this] { on_uplink_online(); });
     }
     uplink->start();
   } else {
@@ -1179,6 +1186,7 @@ void Daemon::Impl::close_outputs() {
     trainer->io = nullptr;
     trainer->impl = nullptr;
   }
+  stop_ota();
   if (uplink) uplink->stop();
   if (prometheus) prometheus->close();
   if (control) control->close();
@@ -1262,6 +1270,10 @@ std::string Daemon::reload(DaemonConfig next) {
       next.prometheus.port != cur.prometheus.port ||
       next.prometheus.address != cur.prometheus.address)
     restart.push_back("[prometheus]");
+  if (next.ota.enabled != cur.ota.enabled ||
+      next.ota.trusted_keys_dir != cur.ota.trusted_keys_dir ||
+      next.ota.max_bundle_bytes != cur.ota.max_bundle_bytes)
+    restart.push_back("[ota]");
   bool same_assets = next.assets.size() == cur.assets.size();
   for (std::size_t i = 0; same_assets && i < next.assets.size(); ++i)
     same_assets = next.assets[i].name == cur.assets[i].name &&

@@ -119,6 +119,15 @@ void parse_prometheus(Section& s, PrometheusConfig& p) {
   s.reject_unknown();
 }
 
+void parse_ota(Section& s, OtaConfig& o) {
+  o.enabled = s.get<bool>("enabled").value_or(false);
+  o.trusted_keys_dir = s.get<std::string>("trusted_keys_dir").value_or(o.trusted_keys_dir);
+  if (o.trusted_keys_dir.empty() || o.trusted_keys_dir.front() != '/')
+    s.fail("trusted_keys_dir", "must be an absolute path");
+  o.max_bundle_bytes = static_cast<std::uint64_t>(s.integer("max_bundle_mb", 64, 1, 256)) << 20;
+  s.reject_unknown();
+}
+
 // Every channel the ingest can deliver, and the prefixes of serial sensors whose binary frames
 // name channels "<sensor>/<index>".
 struct KnownSources {
@@ -285,6 +294,7 @@ DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& 
   section("alarm", [&](Section& s) { parse_alarm(s, c.alarm); });
   section("modbus_facade", [&](Section& s) { parse_facade(s, c); });
   section("prometheus", [&](Section& s) { parse_prometheus(s, c.prometheus); });
+  section("ota", [&](Section& s) { parse_ota(s, c.ota); });
   section("models", [&](Section& s) { parse_models(s, c.shadow); });
 
   c.ingest = ingest::parse_ingest_config(toml_text, source);
@@ -324,7 +334,7 @@ DaemonConfig parse_daemon_config(std::string_view toml_text, const std::string& 
   // The areas' parsers ignore tables they do not own; together every table must be known.
   static const std::set<std::string> kTables = {
       "bus",   "device",        "serial_sensor", "storage", "uplink", "daemon",
-      "alarm", "modbus_facade", "prometheus",    "asset",   "models"};
+      "alarm", "modbus_facade", "prometheus",    "asset",   "models", "ota"};
   for (const auto& [k, v] : root)
     if (!kTables.count(std::string(k.str()))) top.fail(k.str(), "unknown section");
   return c;

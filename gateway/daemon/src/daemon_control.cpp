@@ -497,6 +497,8 @@ ControlReply Daemon::Impl::handle(const ControlRequest& request) {
                     " s of healthy data; the current model stays in storage for rollback";
           out.push_back(std::move(mi));
           return ok_reply(std::move(out));
+        } else if constexpr (std::is_same_v<T, OtaQuery>) {
+          return ok_reply(ota_info());
         } else if constexpr (std::is_same_v<T, ShadowCommand>) {
           std::string err;
           PointRuntime* ap = find_point(c.asset, err);

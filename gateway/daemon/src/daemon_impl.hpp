@@ -26,6 +26,7 @@
 #include "vibgate/daemon/sd_notify.hpp"
 #include "vibgate/ingest/poller.hpp"
 #include "vibgate/ingest/serial_sensor.hpp"
+#include "vibgate/ota/bundle.hpp"
 #include "vibgate/storage/store.hpp"
 #include "vibgate/uplink/uplink.hpp"
 
@@ -191,6 +192,9 @@ struct TrainerLink {
   Daemon::Impl* impl = nullptr;           // null after shutdown (checked on the loop)
 };
 
+// Over-the-air updates (daemon_ota.cpp): the bundle worker thread and its state.
+struct OtaRuntime;
+
 struct Daemon::Impl {
   Impl(boost::asio::io_context& io, DaemonConfig config, DaemonOptions options);
 
@@ -208,6 +212,7 @@ struct Daemon::Impl {
   std::unique_ptr<ingest::ModbusPoller> poller;
   std::vector<std::unique_ptr<ingest::SerialSensor>> serial;
   std::unique_ptr<MetricsHttpServer> prometheus;
+  std::shared_ptr<OtaRuntime> ota;  // null unless [ota] enabled
   SystemdNotifier notifier;
   boost::asio::steady_timer tick;
   std::shared_ptr<TrainerLink> trainer = std::make_shared<TrainerLink>();
@@ -359,6 +364,22 @@ struct Daemon::Impl {
   void collect_drift_metrics(std::vector<MetricSample>& m) const;
   // The AssetInfo drift fields of a point.
   void fill_drift(const PointRuntime& a, AssetInfo& ai) const;
+
+  // ---- daemon_ota.cpp ----
+  // Loads the trusted keys and opens the staging directory; "" or one line (start refused).
+  std::string start_ota();
+  void stop_ota();
+  void on_bundle_chunk(uplink::BundleChunk chunk);
+  void on_uplink_online();
+  // One model event: a log line and an outbox record (RecordKind::model, Lane::alert).
+  void model_event(const std::string& asset, const std::string& event, std::vector<Metric> metrics);
+  void note_ota_event(const std::string& event, const std::vector<Metric>& metrics);
+  OtaInfo ota_info() const;  // `vibgate ota`
+  void install_bundle(const std::string& id, ota::Verified verified,
+                      std::shared_ptr<const analytics::Model> model,
+                      const std::string& model_error);
+  void hand_over_staged(PointRuntime& a, const std::string& version, std::uint32_t shadow_s,
+                        const std::string& bundle_id, const std::string& note);
 
   // ---- daemon_control.cpp ----
   ControlReply handle(const ControlRequest& request);

@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +88,20 @@ struct UplinkStats {
   OutboxStats outbox;                  // depth, oldest age, evictions (from the store)
 };
 
+// One chunk of a model bundle sent to this node (docs/ota.md "Transport"): Sparkplug NCMD metrics
+// Model/Bundle/{Id,Offset,Total,Sha256,Chunk}, or the JSON profile's command topic
+// <json_prefix>/<node>/cmd/model_bundle. The uplink only decodes and delivers it; what a bundle is
+// and whether it is acceptable is the gateway's business.
+struct BundleChunk {
+  std::string bundle_id;
+  std::uint64_t offset = 0;
+  std::uint64_t total = 0;  // size of the whole bundle file
+  std::string sha256_hex;   // SHA-256 of the whole bundle file (hex)
+  std::string data;         // this chunk's bytes
+  std::string error;        // not empty: the command was malformed (one line naming the
+                            // problem); the fields above hold what could be read
+};
+
 class Uplink {
  public:
   // Reads credentials and TLS files lazily at each connect (errors go to last_error and the
@@ -97,6 +112,14 @@ class Uplink {
   ~Uplink();
   Uplink(const Uplink&) = delete;
   Uplink& operator=(const Uplink&) = delete;
+
+  // Loop thread, before start(). `handler` runs on the loop thread for every bundle chunk command
+  // received (also for malformed ones, with BundleChunk::error set). It must not block: chunks are
+  // up to 256 KiB and the handler should hand file I/O to a worker.
+  void on_bundle_chunk(std::function<void(BundleChunk chunk)> handler);
+  // Loop thread, before start(). `handler` runs on the loop thread each time the uplink comes
+  // online (after the births), e.g. to report partial transfers so senders resume.
+  void on_online(std::function<void()> handler);
 
   // Loop thread. Starts connecting; returns at once.
   void start();

@@ -100,11 +100,13 @@ inline constexpr std::size_t kMaxCalibrationRows = 20000;
 struct ModelExportQuery {
   std::string asset;
 };
+// Over-the-air model bundles: partial transfers and recent bundles (docs/ota.md).
+struct OtaQuery {};
 
 using ControlCommand =
     std::variant<StatusQuery, DevicesQuery, TagsQuery, AssetsQuery, AlertsQuery, AckCommand,
                  TrendQuery, QueueQuery, ModelsQuery, ModelCommand, TrainCommand, SpectrumQuery,
-                 ModelImportCommand, ModelExportQuery, ShadowCommand>;
+                 ModelImportCommand, ModelExportQuery, ShadowCommand, OtaQuery>;
 
 struct ControlRequest {
   std::uint64_t id = 0;  // echoed in the reply
@@ -255,11 +257,30 @@ struct ModelExportInfo {
   std::string origin;
 };
 
+// One over-the-air bundle the daemon knows of (`ota`).
+struct OtaBundleInfo {
+  std::string bundle_id;
+  std::string state;  // "receiving", "partial", "verified", "staged", "refused"
+  std::uint64_t next_offset = 0;
+  std::uint64_t total = 0;
+  std::int64_t updated_ms = 0;
+  std::string reason;  // refused: "bad signature", "replayed", ...
+  std::string detail;
+  std::string key_id;
+  std::uint64_t sequence = 0;
+  std::string targets;  // comma-separated
+};
+struct OtaInfo {
+  bool enabled = false;
+  std::vector<std::string> trusted_keys;  // key ids
+  std::vector<OtaBundleInfo> bundles;     // most recently updated first
+};
+
 // std::monostate: no payload (errors, or a command with nothing to return).
 using ControlPayload =
     std::variant<std::monostate, StatusInfo, std::vector<DeviceInfo>, std::vector<TagInfo>,
                  std::vector<AssetInfo>, std::vector<AlertInfo>, AckInfo, Trend, QueueInfo,
-                 std::vector<ModelInfo>, Spectrum, ModelImportInfo, ModelExportInfo>;
+                 std::vector<ModelInfo>, Spectrum, ModelImportInfo, ModelExportInfo, OtaInfo>;
 
 struct ControlReply {
   std::uint64_t id = 0;  // the request's id; 0 with ok == false: the server refused the connection

@@ -65,6 +65,14 @@ struct PrometheusConfig {
   std::uint16_t port = 9464;
 };
 
+// Over-the-air model updates (docs/ota.md): signed bundles received through the uplink.
+struct OtaConfig {
+  bool enabled = false;
+  std::string trusted_keys_dir = "/etc/vibgate/trusted-keys";  // *.pub, key id = file stem
+  std::uint64_t max_bundle_bytes = 64ull << 20;                // largest bundle accepted
+  // A bundle's shadow period is its manifest's shadow_s, or [models] shadow_s when that is 0.
+};
+
 struct DaemonConfig {
   std::string source;  // the file it came from
   std::string state_dir = "/var/lib/vibgate";
@@ -85,6 +93,7 @@ struct DaemonConfig {
   bool facade_enabled = true;
   FacadeConfig facade;  // facade.assets = asset names in configuration order
   PrometheusConfig prometheus;
+  OtaConfig ota;
   // [models]: shadow evaluation of staged model versions (docs/model.md "Shadow evaluation").
   ShadowPolicy shadow;
   std::vector<AssetConfig> assets;
