@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "vibgate/analytics/onnx.hpp"
+#include "vibgate/common/version.hpp"
 
 namespace vibgate::analytics {
 namespace {
@@ -62,7 +63,7 @@ std::string export_onnx(const Model& model, std::string& bytes) {
   onnx::ModelProto m;
   m.set_ir_version(8);
   m.set_producer_name("vibgate");
-  m.set_producer_version("0.1.0");
+  m.set_producer_version(kVersion);
   m.set_doc_string(
       "vibgate autoencoder: standardized reconstruction of the model-input features (clamps not "
       "exported)");

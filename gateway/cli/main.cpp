@@ -10,6 +10,7 @@
 #include "cli/offline_commands.hpp"
 #include "cli/online_commands.hpp"
 #include "vibgate/daemon/daemon_config.hpp"
+#include "vibgate/common/version.hpp"
 
 namespace {
 
@@ -30,7 +31,7 @@ void hint_live_training(const CLI::App& app) {
 int main(int argc, char** argv) {
   CLI::App app{"vibgate — vibration anomaly detection for rotating machines"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "vibgate 0.1.0");
+  app.set_version_flag("--version", std::string("vibgate ") + vibgate::kVersion);
   vibgate::cli::OfflineCommands offline(app);
   for (const char* name : {"features", "train", "score", "eval", "synth"}) {
     app.get_subcommand(name)->group("Offline analysis (recordings)");

@@ -16,6 +16,7 @@
 #include "vibgate/daemon/daemon.hpp"
 #include "vibgate/daemon/daemon_config.hpp"
 #include "vibgate/daemon/sd_notify.hpp"
+#include "vibgate/common/version.hpp"
 
 namespace {
 
@@ -48,7 +49,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (version) {
-    std::cout << "vibgated 0.1.0\n";
+    std::cout << "vibgated " << vibgate::kVersion << "\n";
     return 0;
   }
   if (print_sample) {

@@ -22,12 +22,13 @@
 
 #include "vibgate/daemon/control_server.hpp"
 #include "vibgate/daemon/daemon_config.hpp"
+#include "vibgate/common/version.hpp"
 
 namespace vibgate::daemon {
 
 struct DaemonOptions {
   bool allow_temp_dirs = false;  // tests: control socket under /tmp allowed
-  std::string version = "0.1.0";
+  std::string version = kVersion;
 };
 
 class Daemon final : public ControlHandler {
