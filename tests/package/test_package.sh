@@ -85,6 +85,8 @@ check "user vibgate: system user, group vibgate, member of dialout" sh -c \
   "id vibgate && [ \$(id -u vibgate) -lt 1000 ] && id -nG vibgate | grep -qw vibgate && id -nG vibgate | grep -qw dialout"
 check "state directory /var/lib/vibgate: vibgate:vibgate 0750" sh -c \
   "[ \"\$(stat -c '%U:%G %a' /var/lib/vibgate)\" = 'vibgate:vibgate 750' ]"
+check "OTA trusted keys /etc/vibgate/trusted-keys: root:vibgate 0750 (docs/ota.md)" sh -c \
+  "[ \"\$(stat -c '%U:%G %a' /etc/vibgate/trusted-keys)\" = 'root:vibgate 750' ]"
 check "systemd-analyze verify vibgate.service" systemd-analyze verify vibgate.service
 check "the unit is not enabled by the installation (configure first)" sh -c \
   "[ ! -e /etc/systemd/system/multi-user.target.wants/vibgate.service ]"
