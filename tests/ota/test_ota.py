@@ -25,7 +25,10 @@ chunks by tests/ota/ota_sender.py, which follows the gateway's model events and 
      killed with SIGKILL, restarted; on reconnect it reports the partial bundle's next_offset
      (> 0, at least the confirmed progress; `vibgate ota` shows it as partial); the sender resumes
      from there (no chunk at offset 0 after
-     the restart) and the bundle completes: version 3 active on machine A.
+     the restart) and the bundle completes: version 3 active on machine A. Then a validly
+     signed bundle carrying a bad model (another machine's, threshold margin 0.2) is staged as
+     version 4, shadowed, and rolled back automatically (event rolled_back over MQTT); A keeps
+     version 3.
   5. Sparkplug transport: the daemon restarted with the Sparkplug profile receives a bundle for
      machine B as NCMD Model/Bundle/* metrics; its events arrive as DDATA of device "_ota" and
      machine B (decoded with python3-protobuf from uplink/proto/sparkplug_b.proto); version 2
@@ -174,9 +177,9 @@ def run(work, gw_dir, cli, broker):
     C.check("both machines learned version 1", got, json.dumps(models(gw, A)))
     v1 = models(gw, A).get("1", {}).get("file", "")
 
-    def sign(name, seq, key="ops", asset=A, extra=()):
+    def sign(name, seq, key="ops", asset=A, extra=(), model=None):
         out = os.path.join(work, name + ".vgb")
-        r = sh(cli, "bundle", "sign", "--key", os.path.join(work, key + ".key"), "--model", v1,
+        r = sh(cli, "bundle", "sign", "--key", os.path.join(work, key + ".key"), "--model", model or v1,
                "--asset", asset, "--sequence", str(seq), "--id", name, "--out", out,
                "--shadow-s", str(SHADOW_S), *extra)
         if r.returncode != 0:
@@ -316,6 +319,28 @@ def run(work, gw_dir, cli, broker):
             wait_until(lambda: active_version(gw, A) == "3", SHADOW_S + 20),
             json.dumps(models(gw, A)))
     print(f"measured: resumed at {nxt} of {len(big)} bytes ({100 * nxt / len(big):.0f} %) after SIGKILL")
+
+    # ---- 4b. a validly signed bundle with a bad model: shadowed, then rolled back by itself ----
+    # The model of another machine (50 Hz shaft) with a threshold margin of 0.2: compatible with
+    # A's features, but it alarms on A's healthy windows, far more than A's active model.
+    other_wav = os.path.join(work, "other_machine.wav")
+    bad_model = os.path.join(work, "bad.vgm")
+    sh(cli, "synth", "--out", other_wav, "--duration", "20", "--shaft-hz", "50", "--seed", "9")
+    r = sh(cli, "train", other_wav, "--out", bad_model, "--threshold-margin", "0.2")
+    C.check("bad model trained offline", r.returncode == 0, r.stderr[-300:])
+    t = time.monotonic()
+    e = sender.deliver(sign("badmodel-8", 8, model=bad_model), "badmodel-8", timeout=30)
+    C.check("badmodel-8: signature fine, staged as version 4", e is not None and e.get("event") == "staged"
+            and e.get("version") == "4", e)
+    rb = sender.wait_event("badmodel-8", ("promoted", "rolled_back"), 3 * SHADOW_S + 30, after=t)
+    C.check("badmodel-8: rolled back automatically after its shadow period, reported over MQTT",
+            rb is not None and rb.get("event") == "rolled_back" and rb.get("version") == "4"
+            and rb.get("shadow_alarm_rate", 0) > rb.get("active_alarm_rate", 1), rb)
+    C.check("badmodel-8: version 4 rejected, A still scores with version 3",
+            wait_until(lambda: models(gw, A).get("4", {}).get("state") == "rejected", 10)
+            and active_version(gw, A) == "3", json.dumps(models(gw, A)))
+    C.check("badmodel-8: the rollback is logged",
+            "model 4: rolled_back: rolled back after shadow" in gw.log(), gw.log()[-400:])
     sender.stop()
 
     # ---- 5. Sparkplug transport ----
