@@ -46,17 +46,17 @@ cmake --build "$root/build-asan" -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j"$jobs"
 
-echo "== TSan: the concurrency tests (analytics worker, storage writer and reader, Modbus workers, uplink on the loop)"
+echo "== TSan: the concurrency tests (analytics worker with drift monitors and shadow models, storage writer and reader, Modbus workers, uplink on the loop)"
 # Only what these tests need is built (CI time); tests/fault/tsan_all.sh runs the daemon's own
 # end-to-end test under TSan too.
 cmake -S "$root" -B "$root/build-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVIBGATE_TSAN=ON \
       -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
       -DVIBGATE_WERROR=ON -DVIBGATE_BUILD_BENCH=OFF >/dev/null
 cmake --build "$root/build-tsan" -j"$jobs" --target storage_test storage_crash_test \
-  daemon_analytics_worker_test poll_driver uplink_driver
+  daemon_analytics_worker_test drift_worker_test model_shadow_test poll_driver uplink_driver
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$root/tests/tsan.supp" \
   ctest --test-dir "$root/build-tsan" --output-on-failure -j"$jobs" \
-  -R '^(storage_test|storage_crash_test|daemon_analytics_worker_test|poller_peers|uplink_outage)$'
+  -R '^(storage_test|storage_crash_test|daemon_analytics_worker_test|drift_worker_test|model_shadow_test|poller_peers|uplink_outage)$'
 
 echo "== soak result"
 soak_rc=0
