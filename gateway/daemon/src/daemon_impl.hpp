@@ -323,6 +323,10 @@ struct Daemon::Impl {
   // Stops a running shadow evaluation (no-op without one): state "cancelled" with `reason`,
   // event "cancelled". Thread: loop only.
   void cancel_shadow(PointRuntime& a, const std::string& reason);
+  // Marks `row` (a version in shadow evaluation) cancelled with `reason`, registers it and
+  // reports the "cancelled" model event, with the tally of `run` when one was running. Loop thread.
+  void record_cancelled(PointRuntime& a, storage::ModelRecord row, const std::string& reason,
+                        const ShadowRun* run);
   // Applies judge_shadow() to every running evaluation (from on_tick).
   void check_shadows();
   // Counts a window's shadow score (from on_window).

@@ -169,21 +169,27 @@ void Daemon::Impl::cancel_shadow(PointRuntime& a, const std::string& reason) {
   ShadowRun run = std::move(*a.shadow);
   a.shadow.reset();
   if (worker) worker->set_shadow(a.key, nullptr, 0);
-  storage::ModelRecord row = run.record;
+  record_cancelled(a, run.record, reason, &run);
+}
+
+void Daemon::Impl::record_cancelled(PointRuntime& a, storage::ModelRecord row,
+                                    const std::string& reason, const ShadowRun* run) {
   row.state = "cancelled";
-  row.note = with_base("shadow cancelled: " + reason, run.record.note);
+  row.note = with_base("shadow cancelled: " + reason, row.note);
   register_model_version(a, row);
   ModelEventInfo ev;
   ev.event = "cancelled";
   ev.asset = a.cfg.name;
   ev.point = a.key;
-  ev.version = run.version;
+  ev.version = row.version;
   ev.active_version = a.model_version;
   ev.reason = reason;
-  ev.bundle_id = run.origin.bundle_id;
-  ev.shadow_windows = run.tally.windows;
-  ev.shadow_alarm_rate = run.tally.shadow_alarm_rate();
-  ev.active_alarm_rate = run.tally.active_alarm_rate();
+  if (run) {
+    ev.bundle_id = run->origin.bundle_id;
+    ev.shadow_windows = run->tally.windows;
+    ev.shadow_alarm_rate = run->tally.shadow_alarm_rate();
+    ev.active_alarm_rate = run->tally.active_alarm_rate();
+  }
   report_model_event(std::move(ev));
 }
 
@@ -249,18 +255,8 @@ void Daemon::Impl::resume_shadows() {
       } else {
         err = "a newer version was also in shadow evaluation";
       }
-      r.state = "cancelled";
-      const std::string reason = "daemon restarted and the evaluation could not resume: " + err;
-      r.note = with_base("shadow cancelled: " + reason, r.note);
-      register_model_version(a, r);
-      ModelEventInfo ev;
-      ev.event = "cancelled";
-      ev.asset = a.cfg.name;
-      ev.point = a.key;
-      ev.version = r.version;
-      ev.active_version = a.model_version;
-      ev.reason = reason;
-      report_model_event(std::move(ev));
+      record_cancelled(a, r, "daemon restarted and the evaluation could not resume: " + err,
+                       nullptr);
     }
   }
 }
